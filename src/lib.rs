@@ -1,0 +1,7 @@
+//! vhdprep: prepare and validate Linux disk images for Azure, offline.
+//!
+//! This crate is the facade over the layer crates; the `vhdprep` binary is built on it.
+#![forbid(unsafe_code)]
+
+pub use vhdprep_disk as disk;
+pub use vhdprep_finding as finding;
