@@ -11,5 +11,6 @@
 #![forbid(unsafe_code)]
 
 mod read_at;
+pub mod vhd;
 
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
