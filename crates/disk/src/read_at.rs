@@ -132,6 +132,11 @@ impl FileReader {
         Ok(FileReader { file, len })
     }
 
+    /// Wraps an open file whose length is already known (block devices report 0 in stat).
+    pub fn with_len(file: File, len: u64) -> Self {
+        FileReader { file, len }
+    }
+
     /// The underlying file.
     pub fn file(&self) -> &File {
         &self.file
@@ -179,7 +184,7 @@ pub(crate) fn file_next_data(file: &File, offset: u64, len: u64) -> io::Result<O
         Err(rustix::io::Errno::NXIO) => len,
         Err(e) => return Err(e.into()),
     };
-    Ok(Some(start..end.max(start + 1).min(len)))
+    Ok(Some(start..end.max(start + 1)))
 }
 
 /// A window `[start, start + len)` of another reader, seen as if it began at 0.

@@ -1,0 +1,94 @@
+//! Errors of the disk layer. Each names the file and says the problem in one line.
+
+use std::io;
+use std::path::PathBuf;
+
+/// Why a disk image cannot be opened, read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DiskError {
+    /// An operating-system error, with the operation that failed.
+    #[error("{}: {op}: {source}", path.display())]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What was being done (`open`, `read footer`, `write footer` ...).
+        op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A directory, socket or other non-file.
+    #[error("{}: not a disk image: it is a {kind}", path.display())]
+    NotAFile {
+        /// The path.
+        path: PathBuf,
+        /// What it is instead.
+        kind: &'static str,
+    },
+    /// A file too small to hold even one sector.
+    #[error("{}: not a disk image: {size} bytes is less than one 512-byte sector", path.display())]
+    TooSmall {
+        /// The file.
+        path: PathBuf,
+        /// Its length.
+        size: u64,
+    },
+    /// A container vhdprep recognises but does not read.
+    #[error("{}: {format} images are recognised but not read by vhdprep; {hint}", path.display())]
+    Unsupported {
+        /// The file.
+        path: PathBuf,
+        /// Format name.
+        format: &'static str,
+        /// What to do instead.
+        hint: String,
+    },
+    /// A differencing VHD: its data depends on a parent disk.
+    #[error("{}: differencing VHD whose data depends on parent {parent}; merge the chain first (e.g. Hyper-V Merge-VHD or `qemu-img convert` from the child) and give vhdprep the result", path.display())]
+    Differencing {
+        /// The file.
+        path: PathBuf,
+        /// Parent name and locators, as recorded in the header.
+        parent: String,
+    },
+    /// The footer claims more data than the file holds.
+    #[error("{}: truncated: the footer claims a {claimed}-byte disk but the file holds only {available} bytes of data", path.display())]
+    Truncated {
+        /// The file.
+        path: PathBuf,
+        /// Disk size the footer claims.
+        claimed: u64,
+        /// Data bytes present.
+        available: u64,
+    },
+    /// A structure of the container is damaged beyond use.
+    #[error("{}: {what}", path.display())]
+    Corrupt {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the offset.
+        what: String,
+    },
+    /// A writer refuses to run (destination exists, nothing to do on this format, ...).
+    #[error("{}: {why}", path.display())]
+    Refused {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        why: String,
+    },
+}
+
+impl DiskError {
+    /// Wraps an I/O error with the file and operation.
+    pub fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Self {
+        DiskError::Io {
+            path: path.into(),
+            op,
+            source,
+        }
+    }
+}
+
+/// Result alias of the disk layer.
+pub type Result<T, E = DiskError> = std::result::Result<T, E>;

@@ -1,0 +1,360 @@
+//! `fix --in-place`: make a file a valid fixed VHD with a whole-MiB virtual size, without
+//! copying its data.
+//!
+//! Handles a raw image (append a footer, growing the file to the MiB boundary as a hole), a
+//! fixed VHD with an unaligned size (realign), and a fixed VHD with a bad checksum or
+//! inconsistent footer fields (rewrite the footer). Dynamic and differencing disks need their
+//! data moved: use `convert`.
+//!
+//! # Crash safety
+//!
+//! The steps are ordered so that, until the last one, the file still reads as the old image,
+//! and after the last one as the new image; each step is flushed before the next. The last step
+//! (the *commit*) is a single 512-byte write of the new footer at a sector-aligned offset, or a
+//! single `ftruncate`, so a kill cannot leave half of it:
+//!
+//! 1. If the new end of the disk lies past the old footer: write a **copy of the old footer**
+//!    at the new end. A VHD reader finds its footer at the end of the file and reads the old
+//!    disk `[0, S)`; the file is merely longer.
+//! 2. **Zero** the bytes between the old disk size `S` and the new size `V` (the old footer
+//!    among them). They lie outside the old disk, so the old reading does not change.
+//! 3. **Write the new footer** at `V`. If the file is already `V + 512` long this is the commit.
+//! 4. Otherwise (the file was longer than needed) **truncate** to `V + 512`: the commit.
+//!
+//! For a raw image only step 3 runs: one write that both extends the file and puts the footer
+//! in place.
+
+use super::fault;
+use crate::detect::Format;
+use crate::error::{DiskError, Result};
+use crate::image::DiskImage;
+use crate::read_at::ReadAt;
+use crate::vhd::{footer, DiskType, Footer, FOOTER_SIZE};
+use crate::{round_up_to_mib, MIB};
+use std::fs::{File, OpenOptions};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+/// One durable step of an in-place fix.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FixStep {
+    /// Write the old footer, unchanged, at `at` (grows the file; the old reading holds).
+    CopyOldFooter {
+        /// File offset.
+        at: u64,
+    },
+    /// Zero the bytes of `range` (outside the old disk).
+    Zero {
+        /// File byte range.
+        range: Range<u64>,
+    },
+    /// Write the new footer at `at`.
+    WriteFooter {
+        /// File offset.
+        at: u64,
+    },
+    /// Cut the file to `len` bytes.
+    Truncate {
+        /// New file length.
+        len: u64,
+    },
+}
+
+impl std::fmt::Display for FixStep {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FixStep::CopyOldFooter { at } => write!(f, "write a copy of the old footer at offset {at} (the file still reads as the old image)"),
+            FixStep::Zero { range } => write!(f, "zero bytes {}..{} (outside the old disk)", range.start, range.end),
+            FixStep::WriteFooter { at } => write!(f, "write the new footer at offset {at}"),
+            FixStep::Truncate { len } => write!(f, "truncate the file to {len} bytes"),
+        }
+    }
+}
+
+/// What an in-place fix will do, computed without writing anything.
+#[derive(Debug, Clone)]
+pub struct FixPlan {
+    /// The file.
+    pub path: PathBuf,
+    /// Its format before.
+    pub format: Format,
+    /// File length before.
+    pub old_file_size: u64,
+    /// Virtual disk size before.
+    pub old_size: u64,
+    /// Virtual disk size after (a whole MiB).
+    pub new_size: u64,
+    /// Why each change is needed; empty when there is nothing to do.
+    pub reasons: Vec<String>,
+    /// The steps, in order; the last one is the commit.
+    pub steps: Vec<FixStep>,
+    /// The footer that will be written.
+    pub new_footer: Footer,
+    /// The last 512 bytes of the file when planned (to detect a change before applying).
+    old_tail: Vec<u8>,
+}
+
+impl FixPlan {
+    /// True when the file is already a valid, aligned fixed VHD.
+    pub fn is_noop(&self) -> bool {
+        self.steps.is_empty()
+    }
+}
+
+fn refused(path: &Path, why: impl Into<String>) -> DiskError {
+    DiskError::Refused {
+        path: path.to_owned(),
+        why: why.into(),
+    }
+}
+
+/// Works out what `fix --in-place` would do to `image`.
+pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
+    let path = image.path();
+    let file_size = image.file_size();
+    let file = image.file();
+    let mut old_tail = vec![0u8; FOOTER_SIZE];
+    file.read_exact_at(&mut old_tail, file_size - FOOTER_SIZE as u64)
+        .map_err(|e| DiskError::io(path, "cannot read", e))?;
+    let mut reasons = Vec::new();
+    let (old_size, data_end, old_footer) = match image.format() {
+        Format::Raw => {
+            reasons.push("raw image: a footer is appended to make it a fixed VHD".to_string());
+            (file_size, file_size, None)
+        }
+        Format::VhdFixed => {
+            let f = image.footer().expect("VHD has a footer").clone();
+            let s = f.virtual_size();
+            let data_end = file_size - FOOTER_SIZE as u64;
+            if s > data_end {
+                return Err(DiskError::Truncated {
+                    path: path.to_owned(),
+                    claimed: s,
+                    available: data_end,
+                });
+            }
+            (s, data_end, Some(f))
+        }
+        Format::VhdDynamic | Format::VhdDifferencing => {
+            return Err(refused(
+                path,
+                format!(
+                    "is a {} VHD; its data must be moved, which cannot be done in place: use `vhdprep convert {} OUT.vhd`",
+                    if image.format() == Format::VhdDynamic { "dynamic" } else { "differencing" },
+                    path.display()
+                ),
+            ))
+        }
+        other => {
+            return Err(refused(
+                path,
+                format!("is a {} image; vhdprep cannot fix it in place", other.name()),
+            ))
+        }
+    };
+    if old_size == 0 {
+        return Err(refused(path, "the disk is empty; there is nothing to make a VHD of"));
+    }
+    let new_size = round_up_to_mib(old_size);
+    let mut new_footer = Footer::new_fixed(new_size);
+    if let Some(old) = &old_footer {
+        if old.unique_id != [0u8; 16] {
+            new_footer.unique_id = old.unique_id;
+        }
+        explain_footer(old, new_size, file_size, &mut reasons);
+        if reasons.is_empty() {
+            return Ok(FixPlan {
+                path: path.to_owned(),
+                format: image.format(),
+                old_file_size: file_size,
+                old_size,
+                new_size,
+                reasons,
+                steps: Vec::new(),
+                new_footer: old.clone(),
+                old_tail,
+            });
+        }
+    } else if new_size != old_size {
+        reasons.push(format!(
+            "size {old_size} bytes is padded with {} zero bytes (a hole) to {new_size} = {} MiB",
+            new_size - old_size,
+            new_size / MIB
+        ));
+    }
+
+    let mut steps = Vec::new();
+    let new_len = new_size + FOOTER_SIZE as u64;
+    if old_footer.is_some() && data_end < new_size {
+        steps.push(FixStep::CopyOldFooter { at: new_size });
+    }
+    let zero_end = new_size.min(file_size);
+    if old_size < zero_end {
+        let range = old_size..zero_end;
+        check_only_zeros_or_footer(&*file, range.clone(), data_end, path)?;
+        steps.push(FixStep::Zero { range });
+    }
+    steps.push(FixStep::WriteFooter { at: new_size });
+    if file_size > new_len {
+        steps.push(FixStep::Truncate { len: new_len });
+    }
+    Ok(FixPlan {
+        path: path.to_owned(),
+        format: image.format(),
+        old_file_size: file_size,
+        old_size,
+        new_size,
+        reasons,
+        steps,
+        new_footer,
+        old_tail,
+    })
+}
+
+/// Lists what is wrong with an existing fixed-VHD footer.
+fn explain_footer(old: &Footer, new_size: u64, file_size: u64, reasons: &mut Vec<String>) {
+    let size = old.virtual_size();
+    if new_size != size || old.current_size != size {
+        reasons.push(format!(
+            "virtual size {size} bytes is realigned to {new_size} = {} MiB",
+            new_size / MIB
+        ));
+    }
+    if file_size != new_size + FOOTER_SIZE as u64 && new_size == size {
+        reasons.push(format!(
+            "file length {file_size} becomes {} (virtual size + 512)",
+            new_size + FOOTER_SIZE as u64
+        ));
+    }
+    if !old.checksum_valid() {
+        reasons.push(format!(
+            "footer checksum 0x{:08x} is wrong (should be 0x{:08x})",
+            old.checksum,
+            old.expected_checksum()
+        ));
+    }
+    if old.original_size != old.current_size {
+        reasons.push("original size differs from current size".into());
+    }
+    if old.disk_type != DiskType::Fixed {
+        reasons.push(format!("disk type {} becomes fixed", old.disk_type.name()));
+    }
+    if old.version != footer::VERSION_1_0
+        || old.data_offset != footer::NO_DATA_OFFSET
+        || old.features != footer::FEATURE_RESERVED
+    {
+        reasons.push("version, data offset or features field is not the standard value".into());
+    }
+    if old.saved_state != 0 {
+        reasons.push("saved-state flag is cleared".into());
+    }
+}
+
+/// Refuses to zero a range that holds data other than the old footer: such bytes lie past the
+/// size readers see (a geometry-sized footer) and dropping them silently could lose data.
+fn check_only_zeros_or_footer(
+    file: &dyn ReadAt,
+    range: Range<u64>,
+    old_footer_at: u64,
+    path: &Path,
+) -> Result<()> {
+    let mut buf = vec![0u8; MIB as usize];
+    let mut at = range.start;
+    while at < range.end {
+        let n = ((range.end - at) as usize).min(buf.len());
+        file.read_exact_at(&mut buf[..n], at)
+            .map_err(|e| DiskError::io(path, "cannot read", e))?;
+        for (i, &b) in buf[..n].iter().enumerate() {
+            let off = at + i as u64;
+            let in_footer = (old_footer_at..old_footer_at + FOOTER_SIZE as u64).contains(&off);
+            if b != 0 && !in_footer {
+                return Err(refused(
+                    path,
+                    format!(
+                        "holds non-zero data at offset {off}, past the {}-byte disk its footer describes; refusing to drop it (use `vhdprep convert` to choose)",
+                        range.start
+                    ),
+                ));
+            }
+        }
+        at += n as u64;
+    }
+    Ok(())
+}
+
+/// Carries out `plan` on the file. Refuses if the file changed since it was planned.
+pub fn apply_fix(plan: &FixPlan) -> Result<()> {
+    if plan.is_noop() {
+        return Ok(());
+    }
+    let path = &plan.path;
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .map_err(|e| DiskError::io(path, "cannot open for writing", e))?;
+    verify_unchanged(&file, plan)?;
+    let io = |op| move |e| DiskError::io(path, op, e);
+    let footer_bytes = plan.new_footer.to_bytes();
+    for step in &plan.steps {
+        match step {
+            FixStep::CopyOldFooter { at } => {
+                file.write_all_at(&plan.old_tail, *at)
+                    .map_err(io("cannot write the footer copy"))?;
+            }
+            FixStep::Zero { range } => zero_range(&file, range.clone()).map_err(io("cannot zero"))?,
+            FixStep::WriteFooter { at } => {
+                file.write_all_at(&footer_bytes, *at)
+                    .map_err(io("cannot write the footer"))?;
+            }
+            FixStep::Truncate { len } => file.set_len(*len).map_err(io("cannot truncate"))?,
+        }
+        file.sync_all().map_err(io("cannot flush"))?;
+        fault::step("fix step");
+    }
+    Ok(())
+}
+
+fn verify_unchanged(file: &File, plan: &FixPlan) -> Result<()> {
+    let len = file
+        .metadata()
+        .map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?
+        .len();
+    let mut tail = vec![0u8; FOOTER_SIZE];
+    if len == plan.old_file_size {
+        file.read_exact_at(&mut tail, len - FOOTER_SIZE as u64)
+            .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
+    }
+    if len != plan.old_file_size || tail != plan.old_tail {
+        return Err(refused(
+            &plan.path,
+            "changed while vhdprep was planning the fix; nothing was written, run it again",
+        ));
+    }
+    Ok(())
+}
+
+/// Zeros a byte range: punch a hole where the filesystem can, write zeros where it cannot.
+fn zero_range(file: &File, range: Range<u64>) -> std::io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    let len = range.end - range.start;
+    if fallocate(
+        file,
+        FallocateFlags::PUNCH_HOLE | FallocateFlags::KEEP_SIZE,
+        range.start,
+        len,
+    )
+    .is_ok()
+    {
+        return Ok(());
+    }
+    let zeros = vec![0u8; MIB as usize];
+    let mut at = range.start;
+    while at < range.end {
+        let n = ((range.end - at) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
+}
