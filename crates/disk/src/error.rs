@@ -26,7 +26,7 @@ pub enum DiskError {
         kind: &'static str,
     },
     /// A file too small to hold even one sector.
-    #[error("{}: not a disk image: {size} bytes is less than one 512-byte sector", path.display())]
+    #[error("{}: not a disk image: {}", path.display(), too_small(*size))]
     TooSmall {
         /// The file.
         path: PathBuf,
@@ -92,3 +92,11 @@ impl DiskError {
 
 /// Result alias of the disk layer.
 pub type Result<T, E = DiskError> = std::result::Result<T, E>;
+
+fn too_small(size: u64) -> String {
+    if size == 0 {
+        "the file is empty".into()
+    } else {
+        format!("{size} bytes is less than one 512-byte sector")
+    }
+}

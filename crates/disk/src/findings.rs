@@ -10,8 +10,9 @@ use vhdprep_finding::{Finding, Severity};
 
 /// Smallest upload Azure accepts: 20 MiB of disk plus the footer.
 pub const MIN_UPLOAD_SIZE: u64 = 20 * MIB + FOOTER_SIZE as u64;
-/// Largest upload Azure accepts: 32 TiB of disk plus the footer.
-pub const MAX_UPLOAD_SIZE: u64 = (32 << 40) + FOOTER_SIZE as u64;
+/// Largest upload Azure accepts: 32,767 GiB of disk (its largest managed disk) plus the footer,
+/// 35,183,298,347,520 bytes (the "32 TiB + 512" of Azure's messages).
+pub const MAX_UPLOAD_SIZE: u64 = 32_767 * (1 << 30) + FOOTER_SIZE as u64;
 
 /// Everything the container alone says about Azure readiness.
 pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
@@ -181,7 +182,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                     "VHD-007",
                     Severity::Error,
                     format!(
-                        "upload size {upload} bytes is outside Azure's window of {MIN_UPLOAD_SIZE} (20 MiB + 512) to {MAX_UPLOAD_SIZE} (32 TiB + 512) bytes"
+                        "upload size {upload} bytes is outside Azure's window of {MIN_UPLOAD_SIZE} (20 MiB + 512) to {MAX_UPLOAD_SIZE} (32,767 GiB + 512) bytes"
                     ),
                 )
                 .with_evidence("file length"),

@@ -2,7 +2,7 @@
 
 use crate::detect::{detect, Detection, Format, FooterPlace};
 use crate::error::{DiskError, Result};
-use crate::read_at::{FileReader, ReadAt, Slice};
+use crate::read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 use crate::vhd::{DynamicHeader, DynamicVhd, Footer, SizeSource, DYNAMIC_HEADER_SIZE, FOOTER_SIZE};
 use std::fs::File;
 use std::io::{Seek, SeekFrom};
@@ -108,8 +108,14 @@ impl DiskImage {
         let size = self.file.len();
         let result: Result<SharedDisk> = match self.detection.format {
             Format::Raw => {
-                self.virtual_size = size;
-                Ok(self.file.clone() as SharedDisk)
+                // Like qemu, a raw file that ends mid-sector is a disk of whole sectors, the
+                // last one padded with zeros.
+                self.virtual_size = size.div_ceil(512) * 512;
+                if self.virtual_size == size {
+                    Ok(self.file.clone() as SharedDisk)
+                } else {
+                    Ok(Arc::new(ZeroPadded::new(self.file.clone(), self.virtual_size)) as SharedDisk)
+                }
             }
             Format::VhdFixed => {
                 let footer = &self.detection.footer.as_ref().expect("VHD has a footer").0;

@@ -1,0 +1,66 @@
+//! `vhdprep convert SRC DST [--force]`.
+
+use super::progress::byte_bar;
+use super::{human_bytes, CliError, EXIT_OK};
+use clap::Args;
+use std::path::PathBuf;
+use vhdprep::disk::write::{convert, ConvertOptions};
+use vhdprep::disk::DiskImage;
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    /// Source image: raw, fixed VHD or dynamic VHD. Only read.
+    src: PathBuf,
+    /// Destination fixed VHD. Written under a temporary name, then renamed.
+    dst: PathBuf,
+    /// Replace DST if it exists.
+    #[arg(long)]
+    force: bool,
+    /// Footer creator application code (4 ASCII characters). Old qemu-img (before 9.2)
+    /// sizes VHDs by geometry unless the creator is one it knows: use `win ` for those readers.
+    #[arg(long, default_value = "vhdp", value_parser = parse_fourcc)]
+    creator: [u8; 4],
+    /// No progress bar.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn parse_fourcc(s: &str) -> Result<[u8; 4], String> {
+    let b = s.as_bytes();
+    if b.len() != 4 || !b.iter().all(|c| c.is_ascii() && !c.is_ascii_control()) {
+        return Err("must be exactly 4 printable ASCII characters".into());
+    }
+    Ok([b[0], b[1], b[2], b[3]])
+}
+
+pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
+    let src = DiskImage::open(&args.src)?;
+    let bar = byte_bar(src.virtual_size(), args.quiet);
+    let mut tick = |done: u64, _total: u64| bar.set_position(done);
+    let report = convert(
+        &src,
+        &args.dst,
+        ConvertOptions {
+            force: args.force,
+            creator_app: args.creator,
+            progress: Some(&mut tick),
+        },
+    )?;
+    bar.finish_and_clear();
+    if !args.quiet {
+        eprintln!(
+            "{}: {} {} -> fixed VHD {} ({}; {} of data written, the rest left as holes)",
+            args.dst.display(),
+            report.source_format.name(),
+            human_bytes(report.source_size),
+            human_bytes(report.virtual_size),
+            if report.virtual_size == report.source_size {
+                "already a whole MiB".to_string()
+            } else {
+                format!("padded by {} zero bytes", report.virtual_size - report.source_size)
+            },
+            human_bytes(report.stats.bytes_written),
+        );
+    }
+    Ok(EXIT_OK)
+}

@@ -1,0 +1,114 @@
+//! Argument parsing and dispatch. Each subcommand lives in its own module and returns an exit
+//! status; errors print one line naming the file and the problem.
+
+mod convert;
+mod fix;
+mod info;
+mod progress;
+
+use clap::{Parser, Subcommand};
+use std::fmt;
+
+/// Exit status: success, and no error finding.
+pub const EXIT_OK: i32 = 0;
+/// Exit status: the image was read and has at least one finding at the failing severity.
+pub const EXIT_FINDINGS: i32 = 1;
+/// Exit status: the image cannot be read, the arguments are wrong, or a write failed.
+pub const EXIT_TROUBLE: i32 = 2;
+
+/// A failure that ends the command: a message and the exit status.
+#[derive(Debug)]
+pub struct CliError {
+    /// One line, naming the file and the problem.
+    pub message: String,
+    /// Exit status.
+    pub code: i32,
+}
+
+impl CliError {
+    /// Exit status 2 with `message`.
+    pub fn trouble(message: impl fmt::Display) -> Self {
+        CliError {
+            message: message.to_string(),
+            code: EXIT_TROUBLE,
+        }
+    }
+}
+
+impl From<vhdprep::disk::DiskError> for CliError {
+    fn from(e: vhdprep::disk::DiskError) -> Self {
+        CliError::trouble(e)
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "vhdprep",
+    version,
+    about = "Prepare and validate Linux disk images for Azure, offline",
+    long_about = "Prepare and validate Linux disk images for Azure, offline: no root, no mounts, no VM.\n\nExit status: 0 success; 1 the image has an error-level finding; 2 the image cannot be read, the arguments are wrong, or a write failed."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe the container: format, sizes, every VHD footer field, and VHD-xxx findings.
+    Info(info::InfoArgs),
+    /// Copy any readable image into a new fixed VHD whose size is a whole MiB.
+    Convert(convert::ConvertArgs),
+    /// Make a raw image or fixed VHD Azure-ready in place, without copying its data.
+    Fix(fix::FixArgs),
+}
+
+/// Parses the arguments, runs the command, prints any error, and returns the exit status.
+pub fn run() -> i32 {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_TROUBLE } else { EXIT_OK };
+            let _ = e.print();
+            return code;
+        }
+    };
+    let result = match cli.command {
+        Command::Info(a) => info::run(a),
+        Command::Convert(a) => convert::run(a),
+        Command::Fix(a) => fix::run(a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("vhdprep: {}", e.message);
+            e.code
+        }
+    }
+}
+
+/// Writes `value` as pretty JSON to stdout.
+pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
+    let text = serde_json::to_string_pretty(value)
+        .map_err(|e| CliError::trouble(format!("cannot encode JSON: {e}")))?;
+    println!("{text}");
+    Ok(())
+}
+
+/// `n` bytes in a human unit, e.g. `30 GiB` or `1.5 MiB`, with the exact count.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 6] = ["bytes", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else if v.fract() == 0.0 {
+        format!("{v:.0} {} ({n} bytes)", UNITS[unit])
+    } else {
+        format!("{v:.2} {} ({n} bytes)", UNITS[unit])
+    }
+}
