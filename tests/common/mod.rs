@@ -132,3 +132,13 @@ pub fn p(dir: &Path, name: &str) -> PathBuf {
 pub fn read(path: &Path) -> Vec<u8> {
     std::fs::read(path).unwrap()
 }
+
+/// Copies a file keeping its holes (`cp --sparse=always`).
+pub fn sparse_copy(from: &Path, to: &Path) {
+    let out = tool(
+        "cp",
+        "coreutils",
+        &["--sparse=always", from.to_str().unwrap(), to.to_str().unwrap()],
+    );
+    assert!(out.status.success(), "cp failed");
+}

@@ -192,7 +192,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
     let zero_end = new_size.min(file_size);
     if old_size < zero_end {
         let range = old_size..zero_end;
-        check_only_zeros_or_footer(&*file, range.clone(), data_end, path)?;
+        check_only_zeros_or_footer(&*file, range.clone(), &old_tail, path)?;
         steps.push(FixStep::Zero { range });
     }
     steps.push(FixStep::WriteFooter { at: new_size });
@@ -251,34 +251,46 @@ fn explain_footer(old: &Footer, new_size: u64, file_size: u64, reasons: &mut Vec
     }
 }
 
-/// Refuses to zero a range that holds data other than the old footer: such bytes lie past the
-/// size readers see (a geometry-sized footer) and dropping them silently could lose data.
+/// Refuses to zero a range that holds data other than copies of the current footer: such
+/// bytes lie past the size readers see (a geometry-sized footer) and dropping them silently
+/// could lose data. Footer copies are expected there: the old footer itself, or the one a
+/// killed earlier run left behind.
 fn check_only_zeros_or_footer(
     file: &dyn ReadAt,
     range: Range<u64>,
-    old_footer_at: u64,
+    footer: &[u8],
     path: &Path,
 ) -> Result<()> {
+    let sector = FOOTER_SIZE as u64;
+    // Work in whole file sectors around the range.
+    let mut at = range.start / sector * sector;
     let mut buf = vec![0u8; MIB as usize];
-    let mut at = range.start;
     while at < range.end {
-        let n = ((range.end - at) as usize).min(buf.len());
-        file.read_exact_at(&mut buf[..n], at)
+        let n = ((range.end.div_ceil(sector) * sector - at) as usize).min(buf.len());
+        let got = file
+            .read_at(&mut buf[..n], at)
             .map_err(|e| DiskError::io(path, "cannot read", e))?;
-        for (i, &b) in buf[..n].iter().enumerate() {
-            let off = at + i as u64;
-            let in_footer = (old_footer_at..old_footer_at + FOOTER_SIZE as u64).contains(&off);
-            if b != 0 && !in_footer {
-                return Err(refused(
-                    path,
-                    format!(
-                        "holds non-zero data at offset {off}, past the {}-byte disk its footer describes; refusing to drop it (use `vhdprep convert` to choose)",
-                        range.start
-                    ),
-                ));
-            }
+        if got == 0 {
+            break;
         }
-        at += n as u64;
+        for (i, s) in buf[..got].chunks(FOOTER_SIZE).enumerate() {
+            let s_at = at + (i * FOOTER_SIZE) as u64;
+            // Only the part of this sector inside the range matters.
+            let lo = range.start.saturating_sub(s_at) as usize;
+            let hi = ((range.end - s_at) as usize).min(s.len());
+            if lo >= hi || s[lo..hi].iter().all(|&b| b == 0) || s == footer {
+                continue;
+            }
+            let off = s_at + lo as u64 + s[lo..hi].iter().position(|&b| b != 0).unwrap_or(0) as u64;
+            return Err(refused(
+                path,
+                format!(
+                    "holds non-zero data at offset {off}, past the {}-byte disk its footer describes; refusing to drop it (use `vhdprep convert` to choose)",
+                    range.start
+                ),
+            ));
+        }
+        at += got as u64;
     }
     Ok(())
 }
