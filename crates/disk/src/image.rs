@@ -4,7 +4,6 @@ use crate::detect::{detect, Detection, Format, FooterPlace};
 use crate::error::{DiskError, Result};
 use crate::read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 use crate::vhd::{DynamicHeader, DynamicVhd, Footer, SizeSource, DYNAMIC_HEADER_SIZE, FOOTER_SIZE};
-use std::fs::File;
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,7 +36,13 @@ impl std::fmt::Debug for DiskImage {
 /// Opens `path` read-only and returns the file with its length. Directories and other
 /// non-files are refused; block devices are measured by seeking to their end.
 pub fn open_file(path: &Path) -> Result<FileReader> {
-    let file = File::open(path).map_err(|e| DiskError::io(path, "cannot open", e))?;
+    // Non-blocking, so that a FIFO given by mistake cannot hang the open; it is refused below.
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32)
+        .open(path)
+        .map_err(|e| DiskError::io(path, "cannot open", e))?;
     let meta = file
         .metadata()
         .map_err(|e| DiskError::io(path, "cannot stat", e))?;
