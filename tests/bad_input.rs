@@ -14,7 +14,11 @@ fn expect(out: &std::process::Output, code: i32, name: &str) {
     assert!(!err.contains("panicked"), "panic: {err}");
     assert_eq!(out.status.code(), Some(code), "stderr: {err}");
     if code == 2 {
-        assert_eq!(err.trim_end().lines().count(), 1, "one line expected: {err}");
+        assert_eq!(
+            err.trim_end().lines().count(),
+            1,
+            "one line expected: {err}"
+        );
         assert!(err.contains(name), "message must name {name}: {err}");
     }
 }
@@ -42,7 +46,10 @@ fn missing_path_directory_empty_and_tiny_files() {
     let out = run(&["info", tiny.to_str().unwrap()]);
     expect(&out, 2, "tiny.img");
     assert!(String::from_utf8_lossy(&out.stderr).contains("511 bytes"));
-    for cmd in [&["convert", "tiny.img", "o.vhd"][..], &["fix", "--in-place", "tiny.img"][..]] {
+    for cmd in [
+        &["convert", "tiny.img", "o.vhd"][..],
+        &["fix", "--in-place", "tiny.img"][..],
+    ] {
         let out = vhdprep().current_dir(d.path()).args(cmd).output().unwrap();
         expect(&out, 2, "tiny.img");
     }
@@ -85,7 +92,12 @@ fn footer_with_a_bad_checksum() {
     assert_eq!(finding_ids(&v), vec!["VHD-003"]);
     assert_eq!(code, 1);
     // qemu-img also notices (it warns) but still reads it; so do we.
-    let r = run(&["convert", "-q", f.to_str().unwrap(), p(d.path(), "o.vhd").to_str().unwrap()]);
+    let r = run(&[
+        "convert",
+        "-q",
+        f.to_str().unwrap(),
+        p(d.path(), "o.vhd").to_str().unwrap(),
+    ]);
     assert!(r.status.success());
 }
 
@@ -101,7 +113,11 @@ fn footer_claiming_more_than_the_file_holds() {
     assert!(finding_ids(&v).contains(&"VHD-005".to_string()));
     assert!(v["unreadable"].as_str().unwrap().contains("truncated"));
     assert_eq!(code, 1);
-    let out = run(&["convert", f.to_str().unwrap(), p(d.path(), "o.vhd").to_str().unwrap()]);
+    let out = run(&[
+        "convert",
+        f.to_str().unwrap(),
+        p(d.path(), "o.vhd").to_str().unwrap(),
+    ]);
     expect(&out, 2, "short.vhd");
     assert!(String::from_utf8_lossy(&out.stderr).contains("truncated"));
     let out = run(&["fix", "--in-place", f.to_str().unwrap()]);
@@ -119,10 +135,21 @@ fn convert_refuses_to_overwrite_or_to_target_the_source() {
     let out = run(&["convert", raw.to_str().unwrap(), dst.to_str().unwrap()]);
     expect(&out, 2, "exists.vhd");
     assert_eq!(read(&dst), b"keep me");
-    let out = run(&["convert", "-q", "--force", raw.to_str().unwrap(), dst.to_str().unwrap()]);
+    let out = run(&[
+        "convert",
+        "-q",
+        "--force",
+        raw.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
     expect(&out, 0, "");
     assert!(qemu_identical(&raw, "raw", &dst, "vpc"));
-    let out = run(&["convert", "--force", raw.to_str().unwrap(), raw.to_str().unwrap()]);
+    let out = run(&[
+        "convert",
+        "--force",
+        raw.to_str().unwrap(),
+        raw.to_str().unwrap(),
+    ]);
     expect(&out, 2, "a.raw");
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), 2 * MIB);
 }
@@ -130,7 +157,11 @@ fn convert_refuses_to_overwrite_or_to_target_the_source() {
 /// Turns a qemu-written dynamic VHD into a differencing one: disk type 4, a parent name and
 /// a W2ru locator, checksums fixed. (qemu-img cannot create differencing VHDs.)
 fn make_differencing(path: &std::path::Path) {
-    let f = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let len = f.metadata().unwrap().len();
     let mut foot = [0u8; 512];
     f.read_exact_at(&mut foot, len - 512).unwrap();
@@ -146,7 +177,10 @@ fn make_differencing(path: &std::path::Path) {
         h[64 + 2 * i..66 + 2 * i].copy_from_slice(&u.to_be_bytes());
     }
     // Locator data in the (zero) sector right after the header.
-    let loc: Vec<u8> = ".\\base-image.vhd".encode_utf16().flat_map(|u| u.to_le_bytes()).collect();
+    let loc: Vec<u8> = ".\\base-image.vhd"
+        .encode_utf16()
+        .flat_map(|u| u.to_le_bytes())
+        .collect();
     let loc_at = hdr_at + 1024;
     h[576..580].copy_from_slice(b"W2ru");
     h[580..584].copy_from_slice(&512u32.to_be_bytes());
@@ -165,17 +199,32 @@ fn differencing_disk_names_its_parent() {
     let raw = p(d.path(), "a.raw");
     sparse_raw(&raw, 8 * MIB, &[(0, 4096)]);
     let vhd = p(d.path(), "child.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        raw.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
     make_differencing(&vhd);
     let (v, code) = info_json(&vhd);
     assert_eq!(v["format"], "vhd-differencing");
     assert_eq!(v["dynamic_header"]["parent_name"], "base-image.vhd");
     assert!(finding_ids(&v).contains(&"VHD-002".to_string()));
     assert_eq!(code, 1);
-    let out = run(&["convert", vhd.to_str().unwrap(), p(d.path(), "o.vhd").to_str().unwrap()]);
+    let out = run(&[
+        "convert",
+        vhd.to_str().unwrap(),
+        p(d.path(), "o.vhd").to_str().unwrap(),
+    ]);
     expect(&out, 2, "child.vhd");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("base-image.vhd") && err.contains("W2ru: .\\base-image.vhd"), "{err}");
+    assert!(
+        err.contains("base-image.vhd") && err.contains("W2ru: .\\base-image.vhd"),
+        "{err}"
+    );
     assert!(!p(d.path(), "o.vhd").exists());
 }
 
@@ -185,14 +234,29 @@ fn corrupt_dynamic_header_is_reported_not_read() {
     let raw = p(d.path(), "a.raw");
     sparse_raw(&raw, 8 * MIB, &[(0, 4096)]);
     let vhd = p(d.path(), "dyn.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        raw.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
     // Block size field (header offset 32) set to a non-power of two.
     let f = std::fs::OpenOptions::new().write(true).open(&vhd).unwrap();
     f.write_all_at(&3000u32.to_be_bytes(), 512 + 32).unwrap();
     let (v, code) = info_json(&vhd);
-    assert!(v["unreadable"].as_str().unwrap().contains("block size"), "{v}");
+    assert!(
+        v["unreadable"].as_str().unwrap().contains("block size"),
+        "{v}"
+    );
     assert_eq!(code, 1);
-    let out = run(&["convert", vhd.to_str().unwrap(), p(d.path(), "o.vhd").to_str().unwrap()]);
+    let out = run(&[
+        "convert",
+        vhd.to_str().unwrap(),
+        p(d.path(), "o.vhd").to_str().unwrap(),
+    ]);
     expect(&out, 2, "dyn.vhd");
 }
 
@@ -206,6 +270,9 @@ fn bad_arguments_exit_2_with_usage() {
         let out = run(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.starts_with("error:") && !err.contains("panicked"), "{err}");
+        assert!(
+            err.starts_with("error:") && !err.contains("panicked"),
+            "{err}"
+        );
     }
 }

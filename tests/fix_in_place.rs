@@ -26,14 +26,28 @@ fn raw_becomes_fixed_vhd_without_copying() {
     let d = tempdir();
     let raw = p(d.path(), "disk.raw");
     let len = 6 * GIB + 12_345;
-    sparse_raw(&raw, len, &[(0, 1 << 20), (3 * GIB, 4096), (len - 1000, 1000)]);
+    sparse_raw(
+        &raw,
+        len,
+        &[(0, 1 << 20), (3 * GIB, 4096), (len - 1000, 1000)],
+    );
     sparse_copy(&raw, &p(d.path(), "orig.raw"));
     let out = fix(&raw);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let meta = std::fs::metadata(&raw).unwrap();
     assert_eq!(meta.len(), 6 * GIB + MIB + 512);
-    assert!(meta.blocks() * 512 < 64 * MIB, "the padding must be a hole, not written zeros");
-    assert_eq!(qemu_info(&raw, "vpc")["virtual-size"].as_u64(), Some(6 * GIB + MIB));
+    assert!(
+        meta.blocks() * 512 < 64 * MIB,
+        "the padding must be a hole, not written zeros"
+    );
+    assert_eq!(
+        qemu_info(&raw, "vpc")["virtual-size"].as_u64(),
+        Some(6 * GIB + MIB)
+    );
     assert!(qemu_identical(&p(d.path(), "orig.raw"), "raw", &raw, "vpc"));
     let (v, code) = info_json(&raw);
     assert_eq!(v["format"], "vhd-fixed");
@@ -68,7 +82,11 @@ fn huge_sparse_raw_above_2_tib() {
     sparse_raw(&raw, len, &[(0, 4096), (len - 777, 777)]);
     let tail = read_at(&raw, len - 777, 777);
     let out = fix(&raw);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let new_size = len.div_ceil(MIB) * MIB;
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), new_size + 512);
     // qemu-img sees the file (as raw) with our footer at its end; our footer parses and verifies.
@@ -76,19 +94,27 @@ fn huge_sparse_raw_above_2_tib() {
     assert!(f.has_cookie() && f.checksum_valid());
     assert_eq!((f.current_size, f.original_size), (new_size, new_size));
     assert_eq!(f.geometry, vhdprep::disk::vhd::Geometry::MAX);
-    assert_eq!(qemu_info(&raw, "raw")["virtual-size"].as_u64(), Some(new_size + 512));
+    assert_eq!(
+        qemu_info(&raw, "raw")["virtual-size"].as_u64(),
+        Some(new_size + 512)
+    );
     let (v, code) = info_json(&raw);
     assert_eq!(v["format"], "vhd-fixed");
     assert_eq!(v["virtual_size"].as_u64(), Some(new_size));
     assert_eq!(code, 0, "{v}");
     // The data at the very end of the old raw is still there, the padding reads as zeros.
     assert_eq!(read_at(&raw, len - 777, 777), tail);
-    assert!(read_at(&raw, len, (new_size - len) as usize).iter().all(|&b| b == 0));
+    assert!(read_at(&raw, len, (new_size - len) as usize)
+        .iter()
+        .all(|&b| b == 0));
 }
 
 fn read_at(path: &std::path::Path, off: u64, n: usize) -> Vec<u8> {
     let mut b = vec![0u8; n];
-    std::fs::File::open(path).unwrap().read_exact_at(&mut b, off).unwrap();
+    std::fs::File::open(path)
+        .unwrap()
+        .read_exact_at(&mut b, off)
+        .unwrap();
     b
 }
 
@@ -98,13 +124,31 @@ fn misaligned_qemu_vhd_is_realigned() {
     let raw = p(d.path(), "src.raw");
     sparse_raw(&raw, 3 * GIB + 4096, &[(0, 65536), (3 * GIB, 4096)]);
     let vhd = p(d.path(), "chs.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=fixed",
+        raw.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
     let orig = p(d.path(), "orig.vhd");
     sparse_copy(&vhd, &orig);
     let old_size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
-    assert_ne!(old_size % MIB, 0, "qemu-img without force_size should misalign");
+    assert_ne!(
+        old_size % MIB,
+        0,
+        "qemu-img without force_size should misalign"
+    );
     let out = fix(&vhd);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let new_size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
     assert_eq!(new_size, old_size.div_ceil(MIB) * MIB);
     assert!(qemu_identical(&orig, "vpc", &vhd, "vpc"));
@@ -117,13 +161,28 @@ fn bad_checksum_and_odd_fields_are_rewritten() {
     let vhd = p(d.path(), "x.vhd");
     let raw = p(d.path(), "x.raw");
     sparse_raw(&raw, 32 * MIB, &[(0, 8192)]);
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed,force_size=on", raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=fixed,force_size=on",
+        raw.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
     let mut f = footer_of(&vhd);
     let id = f.unique_id;
     f.original_size = 7;
     f.saved_state = 1;
     let bytes = f.to_bytes_with_checksum(0xdead_beef);
-    std::fs::OpenOptions::new().write(true).open(&vhd).unwrap().write_all_at(&bytes, 32 * MIB).unwrap();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&vhd)
+        .unwrap()
+        .write_all_at(&bytes, 32 * MIB)
+        .unwrap();
     let (v, code) = info_json(&vhd);
     let ids = finding_ids(&v);
     for id in ["VHD-003", "VHD-006", "VHD-015"] {
@@ -131,7 +190,11 @@ fn bad_checksum_and_odd_fields_are_rewritten() {
     }
     assert_eq!(code, 1);
     let out = fix(&vhd);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let fixed = footer_of(&vhd);
     assert!(fixed.checksum_valid());
     assert_eq!((fixed.original_size, fixed.saved_state), (32 * MIB, 0));
@@ -173,11 +236,22 @@ fn dry_run_writes_nothing_and_dynamic_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(read(&raw), before);
     let dynamic = p(d.path(), "d.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", raw.to_str().unwrap(), dynamic.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        raw.to_str().unwrap(),
+        dynamic.to_str().unwrap(),
+    ]);
     let before = read(&dynamic);
     let out = fix(&dynamic);
     assert_eq!(out.status.code(), Some(2));
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("dynamic") && err.contains("vhdprep convert"), "{err}");
+    assert!(
+        err.contains("dynamic") && err.contains("vhdprep convert"),
+        "{err}"
+    );
     assert_eq!(read(&dynamic), before);
 }

@@ -55,7 +55,11 @@ fn fix_killed_after(file: &Path, k: u32) -> bool {
     match out.status.signal() {
         Some(9) => true,
         None if out.status.success() => false,
-        _ => panic!("fix failed: {:?} {}", out.status, String::from_utf8_lossy(&out.stderr)),
+        _ => panic!(
+            "fix failed: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        ),
     }
 }
 
@@ -77,8 +81,16 @@ fn kill_at_every_step(orig: &Path, orig_fmt: &str, new_size: u64) {
         }
         // A re-run after the kill finishes the job.
         let again = run(&["fix", "--in-place", work.to_str().unwrap()]);
-        assert!(again.status.success(), "re-run after kill at {k}: {}", String::from_utf8_lossy(&again.stderr));
-        assert_eq!(state(&work, orig, orig_fmt, orig_len, new_size), State::New, "after re-run at {k}");
+        assert!(
+            again.status.success(),
+            "re-run after kill at {k}: {}",
+            String::from_utf8_lossy(&again.stderr)
+        );
+        assert_eq!(
+            state(&work, orig, orig_fmt, orig_len, new_size),
+            State::New,
+            "after re-run at {k}"
+        );
         std::fs::remove_file(&work).unwrap();
         if !killed {
             return;
@@ -102,7 +114,17 @@ fn fix_realign_killed_at_every_step() {
     let raw = p(d.path(), "src.raw");
     sparse_raw(&raw, 50 * MIB + 512, &[(0, 4096), (50 * MIB, 512)]);
     let vhd = p(d.path(), "orig.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=fixed",
+        raw.to_str().unwrap(),
+        vhd.to_str().unwrap(),
+    ]);
     let size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
     assert_ne!(size % MIB, 0);
     kill_at_every_step(&vhd, "vpc", size.div_ceil(MIB) * MIB);
@@ -154,19 +176,31 @@ fn convert_killed_at_every_step_leaves_no_partial_destination() {
     let d = tempdir();
     let raw = p(d.path(), "src.raw");
     // Several data chunks so there are several steps.
-    sparse_raw(&raw, 40 * MIB + 5, &[(0, 5 << 20), (17 * MIB, 1 << 20), (40 * MIB, 5)]);
+    sparse_raw(
+        &raw,
+        40 * MIB + 5,
+        &[(0, 5 << 20), (17 * MIB, 1 << 20), (40 * MIB, 5)],
+    );
     let dst = p(d.path(), "out.vhd");
     let mut completed = false;
     for k in 1..40 {
         let out = vhdprep()
-            .args(["convert", "-q", raw.to_str().unwrap(), dst.to_str().unwrap()])
+            .args([
+                "convert",
+                "-q",
+                raw.to_str().unwrap(),
+                dst.to_str().unwrap(),
+            ])
             .env("VHDPREP_FAULT_KILL_AFTER_STEP", k.to_string())
             .output()
             .unwrap();
         let killed = out.status.signal() == Some(9);
         if dst.exists() {
             // Complete: a valid fixed VHD with the source's content.
-            assert!(qemu_identical(&raw, "raw", &dst, "vpc"), "partial destination after kill at {k}");
+            assert!(
+                qemu_identical(&raw, "raw", &dst, "vpc"),
+                "partial destination after kill at {k}"
+            );
             assert_eq!(std::fs::metadata(&dst).unwrap().len(), 41 * MIB + 512);
             std::fs::remove_file(&dst).unwrap();
             if !killed {
@@ -174,7 +208,11 @@ fn convert_killed_at_every_step_leaves_no_partial_destination() {
                 break;
             }
         } else {
-            assert!(killed, "convert exited without a destination: {}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                killed,
+                "convert exited without a destination: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
         }
     }
     assert!(completed, "convert never completed");

@@ -20,7 +20,11 @@ fn virtual_bytes(path: &std::path::Path) -> Vec<u8> {
 fn awkward_raw(dir: &std::path::Path) -> std::path::PathBuf {
     let raw = p(dir, "src.raw");
     let len = 37 * MIB + 12_345;
-    sparse_raw(&raw, len, &[(0, 70_000), (9 * MIB + 3, 5 << 20), (len - 4_000, 4_000)]);
+    sparse_raw(
+        &raw,
+        len,
+        &[(0, 70_000), (9 * MIB + 3, 5 << 20), (len - 4_000, 4_000)],
+    );
     raw
 }
 
@@ -29,12 +33,24 @@ fn qemu_reads_our_fixed_vhd_from_raw() {
     let d = tempdir();
     let raw = awkward_raw(d.path());
     let out = p(d.path(), "out.vhd");
-    let r = run(&["convert", "-q", raw.to_str().unwrap(), out.to_str().unwrap()]);
+    let r = run(&[
+        "convert",
+        "-q",
+        raw.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     let info = qemu_info(&out, "vpc");
-    assert_eq!(info["virtual-size"].as_u64(), Some(38 * MIB), "rounded up to a whole MiB");
+    assert_eq!(
+        info["virtual-size"].as_u64(),
+        Some(38 * MIB),
+        "rounded up to a whole MiB"
+    );
     assert_eq!(std::fs::metadata(&out).unwrap().len(), 38 * MIB + 512);
-    assert!(qemu_identical(&raw, "raw", &out, "vpc"), "qemu-img compare finds a difference");
+    assert!(
+        qemu_identical(&raw, "raw", &out, "vpc"),
+        "qemu-img compare finds a difference"
+    );
     // And our own info agrees that it is a clean fixed VHD.
     let (v, code) = info_json(&out);
     assert_eq!(v["format"], "vhd-fixed");
@@ -50,10 +66,20 @@ fn convert_output_is_sparse() {
     let raw = p(d.path(), "sparse.raw");
     sparse_raw(&raw, 512 * MIB, &[(100 * MIB, 4096)]);
     let out = p(d.path(), "out.vhd");
-    assert!(run(&["convert", "-q", raw.to_str().unwrap(), out.to_str().unwrap()]).status.success());
+    assert!(run(&[
+        "convert",
+        "-q",
+        raw.to_str().unwrap(),
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
     use std::os::unix::fs::MetadataExt;
     let allocated = std::fs::metadata(&out).unwrap().blocks() * 512;
-    assert!(allocated < 16 * MIB, "output allocates {allocated} bytes for 4 KiB of data");
+    assert!(
+        allocated < 16 * MIB,
+        "output allocates {allocated} bytes for 4 KiB of data"
+    );
     assert!(qemu_identical(&raw, "raw", &out, "vpc"));
 }
 
@@ -62,16 +88,34 @@ fn qemu_reads_our_conversion_of_a_qemu_dynamic_vhd() {
     let d = tempdir();
     let raw = awkward_raw(d.path());
     let dynamic = p(d.path(), "dyn.vhd");
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=dynamic", raw.to_str().unwrap(), dynamic.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=dynamic",
+        raw.to_str().unwrap(),
+        dynamic.to_str().unwrap(),
+    ]);
     let (v, _) = info_json(&dynamic);
     assert_eq!(v["format"], "vhd-dynamic");
     assert!(finding_ids(&v).contains(&"VHD-002".to_string()));
     let out = p(d.path(), "fixed.vhd");
-    let r = run(&["convert", "-q", dynamic.to_str().unwrap(), out.to_str().unwrap()]);
+    let r = run(&[
+        "convert",
+        "-q",
+        dynamic.to_str().unwrap(),
+        out.to_str().unwrap(),
+    ]);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert!(qemu_identical(&dynamic, "vpc", &out, "vpc"));
     assert!(qemu_identical(&raw, "raw", &out, "vpc"));
-    assert_eq!(qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB, 0);
+    assert_eq!(
+        qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB,
+        0
+    );
 }
 
 #[test]
@@ -80,7 +124,17 @@ fn qemu_reads_our_conversion_of_a_misaligned_qemu_fixed_vhd() {
     let raw = awkward_raw(d.path());
     let fixed = p(d.path(), "chs.vhd");
     // Without force_size qemu-img rounds the size to CHS geometry, not to a MiB.
-    qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", "subformat=fixed", raw.to_str().unwrap(), fixed.to_str().unwrap()]);
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=fixed",
+        raw.to_str().unwrap(),
+        fixed.to_str().unwrap(),
+    ]);
     let (v, code) = info_json(&fixed);
     assert_eq!(v["size_source"], "geometry");
     assert_eq!(v["virtual_size"], qemu_info(&fixed, "vpc")["virtual-size"]);
@@ -88,9 +142,19 @@ fn qemu_reads_our_conversion_of_a_misaligned_qemu_fixed_vhd() {
     assert!(finding_ids(&v).contains(&"VHD-014".to_string()));
     assert_eq!(code, 1);
     let out = p(d.path(), "aligned.vhd");
-    assert!(run(&["convert", "-q", fixed.to_str().unwrap(), out.to_str().unwrap()]).status.success());
+    assert!(run(&[
+        "convert",
+        "-q",
+        fixed.to_str().unwrap(),
+        out.to_str().unwrap()
+    ])
+    .status
+    .success());
     assert!(qemu_identical(&fixed, "vpc", &out, "vpc"));
-    assert_eq!(qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB, 0);
+    assert_eq!(
+        qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB,
+        0
+    );
 }
 
 #[test]
@@ -105,13 +169,34 @@ fn we_read_qemu_fixed_vhds_byte_for_byte() {
         ("dynforce.vhd", "subformat=dynamic,force_size=on"),
     ] {
         let vhd = p(d.path(), name);
-        qemu_img(&["convert", "-f", "raw", "-O", "vpc", "-o", opts, raw.to_str().unwrap(), vhd.to_str().unwrap()]);
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vpc",
+            "-o",
+            opts,
+            raw.to_str().unwrap(),
+            vhd.to_str().unwrap(),
+        ]);
         let ours = virtual_bytes(&vhd);
         let qemu_size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
-        assert_eq!(ours.len() as u64, qemu_size, "{name}: virtual size differs from qemu-img's");
+        assert_eq!(
+            ours.len() as u64,
+            qemu_size,
+            "{name}: virtual size differs from qemu-img's"
+        );
         assert!(ours.len() >= src.len(), "{name}");
-        assert_eq!(&ours[..src.len()], &src[..], "{name}: content differs from the raw source");
-        assert!(ours[src.len()..].iter().all(|&b| b == 0), "{name}: padding not zero");
+        assert_eq!(
+            &ours[..src.len()],
+            &src[..],
+            "{name}: content differs from the raw source"
+        );
+        assert!(
+            ours[src.len()..].iter().all(|&b| b == 0),
+            "{name}: padding not zero"
+        );
     }
 }
 
@@ -122,16 +207,31 @@ fn other_containers_are_recognised_by_name() {
     sparse_raw(&raw, 24 * MIB, &[(0, 4096)]);
     for (fmt, name) in [("vhdx", "vhdx"), ("qcow2", "qcow2"), ("vmdk", "vmdk")] {
         let out = p(d.path(), &format!("x.{fmt}"));
-        qemu_img(&["convert", "-f", "raw", "-O", fmt, raw.to_str().unwrap(), out.to_str().unwrap()]);
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            fmt,
+            raw.to_str().unwrap(),
+            out.to_str().unwrap(),
+        ]);
         let (v, code) = info_json(&out);
         assert_eq!(v["format"], name, "{fmt}");
         assert_eq!(finding_ids(&v), vec!["VHD-001".to_string()], "{fmt}");
         assert_eq!(code, 1, "{fmt}");
         // Conversion is refused with a one-line hint naming the file.
-        let r = run(&["convert", out.to_str().unwrap(), p(d.path(), "o.vhd").to_str().unwrap()]);
+        let r = run(&[
+            "convert",
+            out.to_str().unwrap(),
+            p(d.path(), "o.vhd").to_str().unwrap(),
+        ]);
         assert_eq!(r.status.code(), Some(2));
         let err = String::from_utf8_lossy(&r.stderr);
-        assert!(err.contains(out.to_str().unwrap()) && err.contains("qemu-img convert"), "{err}");
+        assert!(
+            err.contains(out.to_str().unwrap()) && err.contains("qemu-img convert"),
+            "{err}"
+        );
         assert_eq!(err.trim_end().lines().count(), 1, "{err}");
     }
 }

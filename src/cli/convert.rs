@@ -57,7 +57,10 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             if report.virtual_size == report.source_size {
                 "already a whole MiB".to_string()
             } else {
-                format!("padded by {} zero bytes", report.virtual_size - report.source_size)
+                format!(
+                    "padded by {} zero bytes",
+                    report.virtual_size - report.source_size
+                )
             },
             human_bytes(report.stats.bytes_written),
         );

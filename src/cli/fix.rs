@@ -31,7 +31,10 @@ pub fn run(args: FixArgs) -> Result<i32, CliError> {
     drop(image);
     let name = args.image.display();
     if plan.is_noop() {
-        println!("{name}: already a fixed VHD of {} with a valid footer; nothing to do", human_bytes(plan.new_size));
+        println!(
+            "{name}: already a fixed VHD of {} with a valid footer; nothing to do",
+            human_bytes(plan.new_size)
+        );
         return Ok(EXIT_OK);
     }
     let verb = if args.dry_run { "would" } else { "will" };
@@ -53,6 +56,9 @@ pub fn run(args: FixArgs) -> Result<i32, CliError> {
         return Ok(EXIT_OK);
     }
     apply_fix(&plan)?;
-    println!("  done: {name} is a fixed VHD, file length {}", plan.new_size + 512);
+    println!(
+        "  done: {name} is a fixed VHD, file length {}",
+        plan.new_size + 512
+    );
     Ok(EXIT_OK)
 }

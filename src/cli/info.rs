@@ -38,7 +38,9 @@ fn print_text(r: &ContainerReport) {
         println!("virtual disk:  not readable: {why}");
     } else {
         let source = match r.size_source {
-            Some(vhdprep::disk::vhd::SizeSource::Geometry) => " (from CHS geometry, as qemu reads this creator)",
+            Some(vhdprep::disk::vhd::SizeSource::Geometry) => {
+                " (from CHS geometry, as qemu reads this creator)"
+            }
             Some(vhdprep::disk::vhd::SizeSource::CurrentSize) => " (footer current size)",
             None => "",
         };
@@ -51,7 +53,10 @@ fn print_text(r: &ContainerReport) {
         println!("  version         {}", f.version);
         println!("  data offset     0x{:016x}", f.data_offset);
         println!("  timestamp       {} ({})", f.timestamp, f.timestamp_utc);
-        println!("  creator         '{}' {} on '{}'", f.creator_app, f.creator_version, f.creator_host_os);
+        println!(
+            "  creator         '{}' {} on '{}'",
+            f.creator_app, f.creator_version, f.creator_host_os
+        );
         println!("  original size   {}", f.original_size);
         println!("  current size    {}", f.current_size);
         println!(
@@ -65,13 +70,22 @@ fn print_text(r: &ContainerReport) {
             if f.checksum_valid { "valid" } else { "INVALID" }
         );
         println!("  unique id       {}", f.unique_id);
-        println!("  saved state     {}", if f.saved_state { "set" } else { "clear" });
+        println!(
+            "  saved state     {}",
+            if f.saved_state { "set" } else { "clear" }
+        );
     }
     if let Some(d) = &r.dynamic_header {
         println!("dynamic header:");
-        println!("  block table     {} entries at offset {}", d.max_table_entries, d.table_offset);
+        println!(
+            "  block table     {} entries at offset {}",
+            d.max_table_entries, d.table_offset
+        );
         println!("  block size      {}", human_bytes(u64::from(d.block_size)));
-        println!("  checksum        {}", if d.checksum_valid { "valid" } else { "INVALID" });
+        println!(
+            "  checksum        {}",
+            if d.checksum_valid { "valid" } else { "INVALID" }
+        );
         if !d.parent_name.is_empty() {
             println!("  parent          {}", d.parent_name);
         }

@@ -43,7 +43,13 @@ pub fn qemu_img(args: &[&str]) -> String {
 
 /// `qemu-img info --output=json` as a JSON value.
 pub fn qemu_info(path: &Path, format: &str) -> serde_json::Value {
-    let text = qemu_img(&["info", "-f", format, "--output=json", path.to_str().unwrap()]);
+    let text = qemu_img(&[
+        "info",
+        "-f",
+        format,
+        "--output=json",
+        path.to_str().unwrap(),
+    ]);
     serde_json::from_str(&text).expect("qemu-img info JSON")
 }
 
@@ -53,7 +59,15 @@ pub fn qemu_identical(a: &Path, fa: &str, b: &Path, fb: &str) -> bool {
     let out = tool(
         "qemu-img",
         "qemu-utils",
-        &["compare", "-f", fa, "-F", fb, a.to_str().unwrap(), b.to_str().unwrap()],
+        &[
+            "compare",
+            "-f",
+            fa,
+            "-F",
+            fb,
+            a.to_str().unwrap(),
+            b.to_str().unwrap(),
+        ],
     );
     match out.status.code() {
         Some(0) => true,
@@ -96,7 +110,10 @@ pub fn write_file(path: &Path, bytes: &[u8]) {
 
 /// A fresh temporary directory.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("vhdprep-test").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("vhdprep-test")
+        .tempdir()
+        .unwrap()
 }
 
 /// `vhdprep info --json` as a value, with the exit code.
@@ -138,7 +155,11 @@ pub fn sparse_copy(from: &Path, to: &Path) {
     let out = tool(
         "cp",
         "coreutils",
-        &["--sparse=always", from.to_str().unwrap(), to.to_str().unwrap()],
+        &[
+            "--sparse=always",
+            from.to_str().unwrap(),
+            to.to_str().unwrap(),
+        ],
     );
     assert!(out.status.success(), "cp failed");
 }

@@ -98,7 +98,9 @@ pub fn detect(file: &dyn ReadAt) -> io::Result<Detection> {
     if head.starts_with(b"QFI\xfb") {
         return Ok(plain(Format::Qcow2));
     }
-    if head.starts_with(b"KDMV") || head.starts_with(b"COWD") || head.starts_with(b"# Disk DescriptorFile")
+    if head.starts_with(b"KDMV")
+        || head.starts_with(b"COWD")
+        || head.starts_with(b"# Disk DescriptorFile")
     {
         return Ok(plain(Format::Vmdk));
     }
@@ -110,8 +112,8 @@ pub fn detect(file: &dyn ReadAt) -> io::Result<Detection> {
     file.read_exact_at(&mut tail, len - FOOTER_SIZE as u64)?;
     let end = Footer::parse(&tail);
     let start = Footer::parse(&head);
-    let start_is_sparse = start.has_cookie()
-        && matches!(start.disk_type, DiskType::Dynamic | DiskType::Differencing);
+    let start_is_sparse =
+        start.has_cookie() && matches!(start.disk_type, DiskType::Dynamic | DiskType::Differencing);
 
     if end.has_cookie() {
         let format = match end.disk_type {
@@ -176,13 +178,25 @@ mod tests {
     #[test]
     fn fixed_dynamic_differencing_by_disk_type() {
         let mut f = Footer::new_fixed(1 << 20);
-        assert_eq!(detect(&with_footer(1 << 20, &f)).unwrap().format, Format::VhdFixed);
+        assert_eq!(
+            detect(&with_footer(1 << 20, &f)).unwrap().format,
+            Format::VhdFixed
+        );
         f.disk_type = DiskType::Dynamic;
-        assert_eq!(detect(&with_footer(4096, &f)).unwrap().format, Format::VhdDynamic);
+        assert_eq!(
+            detect(&with_footer(4096, &f)).unwrap().format,
+            Format::VhdDynamic
+        );
         f.disk_type = DiskType::Differencing;
-        assert_eq!(detect(&with_footer(4096, &f)).unwrap().format, Format::VhdDifferencing);
+        assert_eq!(
+            detect(&with_footer(4096, &f)).unwrap().format,
+            Format::VhdDifferencing
+        );
         f.disk_type = DiskType::Other(9);
-        assert_eq!(detect(&with_footer(4096, &f)).unwrap().format, Format::VhdFixed);
+        assert_eq!(
+            detect(&with_footer(4096, &f)).unwrap().format,
+            Format::VhdFixed
+        );
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //! file: format, footer fields, sizes. Size limits that depend on the disk's role (OS or data
 //! disk, generation: VHD-008 to VHD-013) belong to `check`, which knows the role.
 
-use crate::detect::{Format, FooterPlace};
+use crate::detect::{FooterPlace, Format};
 use crate::image::DiskImage;
 use crate::vhd::{footer, DiskType, Footer, SizeSource, FOOTER_SIZE};
 use crate::MIB;
@@ -68,42 +68,68 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
     let fix = format!("vhdprep fix --in-place {file}");
     if let DiskType::Other(t) = f.disk_type {
         out.push(
-            Finding::new("VHD-002", Severity::Error, format!("unknown disk type {t} in the footer; Azure needs 2 (fixed)"))
-                .with_evidence(format!("offset {} (footer+60): {t}", at + 60))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-002",
+                Severity::Error,
+                format!("unknown disk type {t} in the footer; Azure needs 2 (fixed)"),
+            )
+            .with_evidence(format!("offset {} (footer+60): {t}", at + 60))
+            .with_remediation(fix.clone()),
         );
     }
     if !f.checksum_valid() {
         out.push(
-            Finding::new("VHD-003", Severity::Error, "footer checksum is wrong: Azure reports such files as not being VHDs")
-                .with_evidence(format!(
-                    "offset {} (footer+64): stored 0x{:08x}, computed 0x{:08x}",
-                    at + 64,
-                    f.checksum,
-                    f.expected_checksum()
-                ))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-003",
+                Severity::Error,
+                "footer checksum is wrong: Azure reports such files as not being VHDs",
+            )
+            .with_evidence(format!(
+                "offset {} (footer+64): stored 0x{:08x}, computed 0x{:08x}",
+                at + 64,
+                f.checksum,
+                f.expected_checksum()
+            ))
+            .with_remediation(fix.clone()),
         );
     }
     if f.version != footer::VERSION_1_0 {
         out.push(
-            Finding::new("VHD-003", Severity::Warning, format!("file format version is 0x{:08x}, not 0x00010000", f.version))
-                .with_evidence(format!("offset {} (footer+12)", at + 12))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-003",
+                Severity::Warning,
+                format!("file format version is 0x{:08x}, not 0x00010000", f.version),
+            )
+            .with_evidence(format!("offset {} (footer+12)", at + 12))
+            .with_remediation(fix.clone()),
         );
     }
     if f.disk_type == DiskType::Fixed && f.data_offset != footer::NO_DATA_OFFSET {
         out.push(
-            Finding::new("VHD-003", Severity::Warning, format!("data offset is 0x{:x}; a fixed disk has all ones", f.data_offset))
-                .with_evidence(format!("offset {} (footer+16)", at + 16))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-003",
+                Severity::Warning,
+                format!(
+                    "data offset is 0x{:x}; a fixed disk has all ones",
+                    f.data_offset
+                ),
+            )
+            .with_evidence(format!("offset {} (footer+16)", at + 16))
+            .with_remediation(fix.clone()),
         );
     }
     if f.features & footer::FEATURE_RESERVED == 0 {
         out.push(
-            Finding::new("VHD-003", Severity::Warning, format!("features field 0x{:08x} lacks the always-set reserved bit 0x2", f.features))
-                .with_evidence(format!("offset {} (footer+8)", at + 8))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-003",
+                Severity::Warning,
+                format!(
+                    "features field 0x{:08x} lacks the always-set reserved bit 0x2",
+                    f.features
+                ),
+            )
+            .with_evidence(format!("offset {} (footer+8)", at + 8))
+            .with_remediation(fix.clone()),
         );
     }
     let size = f.current_size;
@@ -169,9 +195,16 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
     }
     if f.original_size != size {
         out.push(
-            Finding::new("VHD-006", Severity::Warning, format!("original size {} differs from current size {size}; the current size is used", f.original_size))
-                .with_evidence(format!("offset {} (footer+40)", at + 40))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-006",
+                Severity::Warning,
+                format!(
+                    "original size {} differs from current size {size}; the current size is used",
+                    f.original_size
+                ),
+            )
+            .with_evidence(format!("offset {} (footer+40)", at + 40))
+            .with_remediation(fix.clone()),
         );
     }
     if image.format() == Format::VhdFixed {
@@ -191,16 +224,28 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
     }
     if f.saved_state != 0 {
         out.push(
-            Finding::new("VHD-015", Severity::Warning, "saved-state flag is set: the disk belongs to a saved VM state")
-                .with_evidence(format!("offset {} (footer+84): {}", at + 84, f.saved_state))
-                .with_remediation(fix.clone()),
+            Finding::new(
+                "VHD-015",
+                Severity::Warning,
+                "saved-state flag is set: the disk belongs to a saved VM state",
+            )
+            .with_evidence(format!("offset {} (footer+84): {}", at + 84, f.saved_state))
+            .with_remediation(fix.clone()),
         );
     }
     if f.features & footer::FEATURE_TEMPORARY != 0 {
         out.push(
-            Finding::new("VHD-015", Severity::Warning, "footer marks the disk temporary (features bit 0x1)")
-                .with_evidence(format!("offset {} (footer+8): 0x{:08x}", at + 8, f.features))
-                .with_remediation(fix),
+            Finding::new(
+                "VHD-015",
+                Severity::Warning,
+                "footer marks the disk temporary (features bit 0x1)",
+            )
+            .with_evidence(format!(
+                "offset {} (footer+8): 0x{:08x}",
+                at + 8,
+                f.features
+            ))
+            .with_remediation(fix),
         );
     }
     if image.footer_place() == Some(FooterPlace::StartCopy) {
@@ -210,13 +255,21 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
         );
     } else if image.footer_copy_differs() {
         out.push(
-            Finding::new("VHD-003", Severity::Warning, "the footer copy at offset 0 differs from the footer at the end")
-                .with_evidence("bytes 0..512 vs the last 512 bytes"),
+            Finding::new(
+                "VHD-003",
+                Severity::Warning,
+                "the footer copy at offset 0 differs from the footer at the end",
+            )
+            .with_evidence("bytes 0..512 vs the last 512 bytes"),
         );
     }
     if let Err(e) = image.disk() {
         if image.format() == Format::VhdDynamic {
-            out.push(Finding::new("VHD-003", Severity::Error, format!("the disk cannot be read: {e}")));
+            out.push(Finding::new(
+                "VHD-003",
+                Severity::Error,
+                format!("the disk cannot be read: {e}"),
+            ));
         }
     }
 }

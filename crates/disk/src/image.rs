@@ -1,6 +1,6 @@
 //! Opening a disk image: the file, its container format, and its virtual disk.
 
-use crate::detect::{detect, Detection, Format, FooterPlace};
+use crate::detect::{detect, Detection, FooterPlace, Format};
 use crate::error::{DiskError, Result};
 use crate::read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 use crate::vhd::{DynamicHeader, DynamicVhd, Footer, SizeSource, DYNAMIC_HEADER_SIZE, FOOTER_SIZE};
@@ -119,7 +119,10 @@ impl DiskImage {
                 if self.virtual_size == size {
                     Ok(self.file.clone() as SharedDisk)
                 } else {
-                    Ok(Arc::new(ZeroPadded::new(self.file.clone(), self.virtual_size)) as SharedDisk)
+                    Ok(
+                        Arc::new(ZeroPadded::new(self.file.clone(), self.virtual_size))
+                            as SharedDisk,
+                    )
                 }
             }
             Format::VhdFixed => {
@@ -137,9 +140,21 @@ impl DiskImage {
                 }
             }
             Format::VhdDynamic | Format::VhdDifferencing => self.open_sparse(),
-            Format::Vhdx => Err(unsupported(&path, "VHDX", "qemu-img convert -f vhdx -O raw IN OUT.raw")),
-            Format::Qcow2 => Err(unsupported(&path, "qcow2", "qemu-img convert -f qcow2 -O raw IN OUT.raw")),
-            Format::Vmdk => Err(unsupported(&path, "VMDK", "qemu-img convert -f vmdk -O raw IN OUT.raw")),
+            Format::Vhdx => Err(unsupported(
+                &path,
+                "VHDX",
+                "qemu-img convert -f vhdx -O raw IN OUT.raw",
+            )),
+            Format::Qcow2 => Err(unsupported(
+                &path,
+                "qcow2",
+                "qemu-img convert -f qcow2 -O raw IN OUT.raw",
+            )),
+            Format::Vmdk => Err(unsupported(
+                &path,
+                "VMDK",
+                "qemu-img convert -f vmdk -O raw IN OUT.raw",
+            )),
         };
         self.disk = result.map_err(Arc::new);
     }
@@ -206,7 +221,9 @@ impl DiskImage {
                 .collect();
             String::from_utf16_lossy(&units)
         } else {
-            String::from_utf8_lossy(&buf).trim_end_matches('\0').to_string()
+            String::from_utf8_lossy(&buf)
+                .trim_end_matches('\0')
+                .to_string()
         };
         Some(text)
     }
@@ -273,6 +290,8 @@ fn unsupported(path: &Path, format: &'static str, convert: &str) -> DiskError {
     DiskError::Unsupported {
         path: path.to_owned(),
         format,
-        hint: format!("convert it to raw first ({convert}), then run `vhdprep convert OUT.raw OUT.vhd`"),
+        hint: format!(
+            "convert it to raw first ({convert}), then run `vhdprep convert OUT.raw OUT.vhd`"
+        ),
     }
 }

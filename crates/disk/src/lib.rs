@@ -20,7 +20,7 @@ mod report;
 pub mod vhd;
 pub mod write;
 
-pub use detect::{detect, Format, FooterPlace};
+pub use detect::{detect, FooterPlace, Format};
 pub use error::{DiskError, Result};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};

@@ -148,7 +148,9 @@ impl ReadAt for FileReader {
         if offset >= self.len {
             return Ok(0);
         }
-        let n = buf.len().min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         self.file.read_at(&mut buf[..n], offset)
     }
 
@@ -220,7 +222,9 @@ impl<R: ReadAt> ReadAt for Slice<R> {
         if offset >= self.len {
             return Ok(0);
         }
-        let n = buf.len().min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         let Some(abs) = self.start.checked_add(offset) else {
             return Ok(0);
         };
@@ -270,7 +274,9 @@ impl<R: ReadAt> ReadAt for ZeroPadded<R> {
         if offset < inner_len {
             return self.inner.read_at(buf, offset);
         }
-        let n = buf.len().min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
+        let n = buf
+            .len()
+            .min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         buf[..n].fill(0);
         Ok(n)
     }

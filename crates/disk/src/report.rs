@@ -1,7 +1,7 @@
 //! A serialisable description of a disk image's container: what `vhdprep info --json` prints,
 //! and what a program embedding the library gets from [`DiskImage::report`].
 
-use crate::detect::{Format, FooterPlace};
+use crate::detect::{FooterPlace, Format};
 use crate::findings::container_findings;
 use crate::image::DiskImage;
 use crate::vhd::{Footer, Geometry, SizeSource};

@@ -156,7 +156,8 @@ impl<R: ReadAt> DynamicVhd<R> {
         let last_sector = (in_block + buf.len() as u64 - 1) / 512;
         let first_byte = first_sector / 8;
         let mut bitmap = vec![0u8; (last_sector / 8 - first_byte + 1) as usize];
-        self.file.read_exact_at(&mut bitmap, bitmap_at + first_byte)?;
+        self.file
+            .read_exact_at(&mut bitmap, bitmap_at + first_byte)?;
         let present = |sector: u64| {
             let bit = sector - first_byte * 8;
             bitmap[(bit / 8) as usize] & (0x80 >> (bit % 8)) != 0
@@ -265,14 +266,19 @@ mod tests {
     fn reads_allocated_partial_and_unallocated_blocks() {
         let (file, header) = image();
         let end = file.len() as u64;
-        let d = DynamicVhd::open(&file, &header, 4 * 4096, end).unwrap().unwrap();
+        let d = DynamicVhd::open(&file, &header, 4 * 4096, end)
+            .unwrap()
+            .unwrap();
         let mut all = vec![0u8; 4 * 4096];
         d.read_exact_at(&mut all, 0).unwrap();
         assert!(all[..4096].iter().all(|&b| b == 0), "block 0 unallocated");
         let b1 = &all[4096..8192];
         assert!(b1[..512].iter().all(|&b| b == 0xAA), "sector 0 present");
         assert!(b1[512..1024].iter().all(|&b| b == 0), "sector 1 absent");
-        assert!(b1[1024..1536].iter().all(|&b| b == 0xAA), "sector 2 present");
+        assert!(
+            b1[1024..1536].iter().all(|&b| b == 0xAA),
+            "sector 2 present"
+        );
         assert!(b1[1536..].iter().all(|&b| b == 0), "rest absent");
         assert!(all[8192..12288].iter().all(|&b| b == 0));
         assert!(all[12288..].iter().all(|&b| b == 0xBB));
@@ -287,7 +293,9 @@ mod tests {
     fn next_data_walks_the_block_table() {
         let (file, header) = image();
         let end = file.len() as u64;
-        let d = DynamicVhd::open(&file, &header, 4 * 4096, end).unwrap().unwrap();
+        let d = DynamicVhd::open(&file, &header, 4 * 4096, end)
+            .unwrap()
+            .unwrap();
         assert_eq!(d.next_data(0).unwrap(), Some(4096..8192));
         assert_eq!(d.next_data(8192).unwrap(), Some(12288..16384));
         assert_eq!(d.next_data(16384).unwrap(), None);
@@ -304,7 +312,10 @@ mod tests {
         let end = file.len() as u64;
         assert!(matches!(
             DynamicVhd::open(&file, &header, 5 * 4096, end).unwrap(),
-            Err(DynamicError::BadTableSize { entries: 4, needed: 5 })
+            Err(DynamicError::BadTableSize {
+                entries: 4,
+                needed: 5
+            })
         ));
         let mut bad = header.clone();
         bad.block_size = 3000;

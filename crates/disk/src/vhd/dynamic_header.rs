@@ -88,7 +88,13 @@ impl DynamicHeader {
             .map(|o| ParentLocator {
                 platform_code: b[o..o + 4]
                     .iter()
-                    .map(|&c| if c.is_ascii_graphic() || c == b' ' { c as char } else { '?' })
+                    .map(|&c| {
+                        if c.is_ascii_graphic() || c == b' ' {
+                            c as char
+                        } else {
+                            '?'
+                        }
+                    })
                     .collect(),
                 data_space: be32(b, o + 4),
                 data_length: be32(b, o + 8),

@@ -97,7 +97,8 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         Some(p) => *p,
         None => &mut noop,
     };
-    let stats = copy_sparse(disk.as_ref(), file, progress).map_err(io_err("cannot copy data into"))?;
+    let stats =
+        copy_sparse(disk.as_ref(), file, progress).map_err(io_err("cannot copy data into"))?;
     let mut footer = Footer::new_fixed(virtual_size);
     footer.creator_app = opts.creator_app;
     file.write_all_at(&footer.to_bytes(), virtual_size)
@@ -128,7 +129,8 @@ fn refuse_same_file(src: &Path, dst: &Path) -> Result<()> {
     if a.dev() == b.dev() && a.ino() == b.ino() {
         return Err(DiskError::Refused {
             path: dst.to_owned(),
-            why: "is the source itself; use `vhdprep fix --in-place` to change a file in place".into(),
+            why: "is the source itself; use `vhdprep fix --in-place` to change a file in place"
+                .into(),
         });
     }
     Ok(())

@@ -31,9 +31,9 @@ pub struct CopyStats {
 pub fn is_zero(buf: &[u8]) -> bool {
     let mut pages = buf.chunks_exact(4096);
     for page in &mut pages {
-        let acc = page
-            .chunks_exact(8)
-            .fold(0u64, |a, w| a | u64::from_ne_bytes(w.try_into().expect("8 bytes")));
+        let acc = page.chunks_exact(8).fold(0u64, |a, w| {
+            a | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
+        });
         if acc != 0 {
             return false;
         }

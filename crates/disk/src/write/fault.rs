@@ -22,7 +22,8 @@ pub fn step(name: &str) {
     let n = STEPS.fetch_add(1, Ordering::SeqCst) + 1;
     if kill_after() == Some(n) {
         eprintln!("vhdprep: fault injection: killed after step {n} ({name})");
-        let _ = rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
+        let _ =
+            rustix::process::kill_process(rustix::process::getpid(), rustix::process::Signal::KILL);
         // SIGKILL cannot be caught; if it somehow failed, stop anyway without cleanup.
         std::process::abort();
     }

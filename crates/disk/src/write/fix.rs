@@ -154,7 +154,10 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
         }
     };
     if old_size == 0 {
-        return Err(refused(path, "the disk is empty; there is nothing to make a VHD of"));
+        return Err(refused(
+            path,
+            "the disk is empty; there is nothing to make a VHD of",
+        ));
     }
     let new_size = round_up_to_mib(old_size);
     let mut new_footer = Footer::new_fixed(new_size);
@@ -315,7 +318,9 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
                 file.write_all_at(&plan.old_tail, *at)
                     .map_err(io("cannot write the footer copy"))?;
             }
-            FixStep::Zero { range } => zero_range(&file, range.clone()).map_err(io("cannot zero"))?,
+            FixStep::Zero { range } => {
+                zero_range(&file, range.clone()).map_err(io("cannot zero"))?
+            }
             FixStep::WriteFooter { at } => {
                 file.write_all_at(&footer_bytes, *at)
                     .map_err(io("cannot write the footer"))?;

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The one test command of vhdprep (README "Testing"; .ci/run calls it).
+#
+# On a fresh Debian machine, as root: installs the peer tools the tests compare against
+# (qemu-img, sfdisk, sgdisk, fdisk, partx, blkid), then checks formatting and lints and runs
+# every test of the workspace. Tests never skip a missing tool: they fail naming it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# tool:debian-package pairs the tests need.
+needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-linux
+        blkid:util-linux mkfifo:coreutils cp:coreutils)
+missing=()
+for pair in "${needed[@]}"; do
+  tool=${pair%%:*} pkg=${pair##*:}
+  command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2
+    exit 2
+  fi
+  echo "scripts/test.sh: installing ${missing[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+echo "== cargo fmt --check" >&2
+cargo fmt --all -- --check
+echo "== cargo clippy -D warnings" >&2
+cargo clippy --workspace --all-targets --locked -- -D warnings
+echo "== cargo test" >&2
+cargo test --workspace --locked
