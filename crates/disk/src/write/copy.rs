@@ -14,6 +14,8 @@ use std::sync::mpsc;
 
 /// Bytes per read and write.
 pub const CHUNK: usize = 4 << 20;
+/// Zero runs this long or longer become holes (qemu-img's default `-S 4k`).
+pub const SPARSE_GRANULE: usize = 4096;
 /// Buffers in flight between reader and writer.
 const POOL: usize = 4;
 
@@ -39,6 +41,24 @@ pub fn is_zero(buf: &[u8]) -> bool {
         }
     }
     pages.remainder().iter().all(|&b| b == 0)
+}
+
+/// The byte ranges of `buf` to write: runs of `granule`-sized pieces that are not all zero,
+/// merged. Zero pieces between them are left as holes.
+pub fn nonzero_runs(buf: &[u8], granule: usize) -> Vec<std::ops::Range<usize>> {
+    let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
+    for (i, piece) in buf.chunks(granule).enumerate() {
+        if is_zero(piece) {
+            continue;
+        }
+        let start = i * granule;
+        let end = start + piece.len();
+        match runs.last_mut() {
+            Some(last) if last.end == start => last.end = end,
+            _ => runs.push(start..end),
+        }
+    }
+    runs
 }
 
 /// Copies `src` into `dst` at the same offsets, `[0, src.len())`. `dst` must already be at
@@ -88,11 +108,11 @@ pub fn copy_sparse(
         for item in full_rx {
             let (at, buf) = item?;
             stats.bytes_read += buf.len() as u64;
-            if !is_zero(&buf) {
-                dst.write_all_at(&buf, at)?;
-                stats.bytes_written += buf.len() as u64;
-                fault::step("data chunk");
+            for run in nonzero_runs(&buf, SPARSE_GRANULE) {
+                dst.write_all_at(&buf[run.clone()], at + run.start as u64)?;
+                stats.bytes_written += run.len() as u64;
             }
+            fault::step("data chunk");
             progress(at + buf.len() as u64, total);
             let _ = empty_tx.send(buf);
         }
@@ -120,6 +140,20 @@ mod tests {
     }
 
     #[test]
+    fn nonzero_runs_merge_neighbours_and_skip_zero_pieces() {
+        let mut v = vec![0u8; 10 * 4096 + 10];
+        v[5] = 1;
+        v[4096 + 7] = 1;
+        v[5 * 4096] = 1;
+        v[10 * 4096 + 9] = 1;
+        assert_eq!(
+            nonzero_runs(&v, 4096),
+            vec![0..2 * 4096, 5 * 4096..6 * 4096, 10 * 4096..10 * 4096 + 10]
+        );
+        assert!(nonzero_runs(&[0u8; 8192], 4096).is_empty());
+    }
+
+    #[test]
     fn copies_data_and_leaves_zero_chunks_unwritten() {
         let mut src = vec![0u8; 3 * CHUNK + 100];
         src[CHUNK + 5] = 9;
@@ -129,7 +163,8 @@ mod tests {
         let mut calls = 0;
         let stats = copy_sparse(&src, &dst, &mut |_, _| calls += 1).unwrap();
         assert_eq!(stats.bytes_read, src.len() as u64);
-        assert_eq!(stats.bytes_written, CHUNK as u64 + 100);
+        // Only the 4 KiB pieces holding data are written.
+        assert_eq!(stats.bytes_written, 4096 + 100);
         assert!(calls >= 4);
         let mut back = vec![0u8; src.len()];
         dst.read_exact_at(&mut back, 0).unwrap();
