@@ -1,0 +1,1 @@
+//! ext4: to be written.

@@ -1,0 +1,1 @@
+//! lvm: to be written.

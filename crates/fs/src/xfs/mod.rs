@@ -1,0 +1,1 @@
+//! xfs: to be written.
