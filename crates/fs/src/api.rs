@@ -155,7 +155,7 @@ pub trait FileSystem: Send + Sync {
 }
 
 /// Splits a normalised path into its components: `/a/b` → `["a", "b"]`; `/` → `[]`.
-pub fn split_path(path: &[u8]) -> impl Iterator<Item = &[u8]> {
+pub fn split_path(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())
 }
 
