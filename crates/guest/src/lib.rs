@@ -7,3 +7,5 @@ pub mod fstab;
 pub mod tree;
 
 pub use tree::{GuestPathError, GuestTree, Mount, Resolved, MAX_SYMLINKS};
+pub mod elf;
+pub mod os_release;
