@@ -2,14 +2,20 @@
 # The one test command of vhdprep (README "Testing"; .ci/run calls it).
 #
 # On a fresh Debian machine, as root: installs the peer tools the tests compare against
-# (qemu-img, sfdisk, sgdisk, fdisk, partx, blkid), then checks formatting and lints and runs
-# every test of the workspace. Tests never skip a missing tool: they fail naming it.
+# (qemu-img, sfdisk/sgdisk/fdisk/partx/blkid, the mkfs tools, debugfs, xfs_db, btrfs, LVM,
+# mtools ...), then checks formatting and lints and runs every test of the workspace. Tests
+# never skip a missing tool: they fail naming it. Some tests need root and loop devices
+# (LVM fixtures), as CI has.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # tool:debian-package pairs the tests need.
 needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-linux
-        blkid:util-linux mkfifo:coreutils cp:coreutils)
+        blkid:util-linux mkswap:util-linux losetup:mount mkfifo:coreutils cp:coreutils
+        mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools
+        mkfs.xfs:xfsprogs xfs_db:xfsprogs mkfs.btrfs:btrfs-progs btrfs-convert:btrfs-progs
+        pvcreate:lvm2 cryptsetup:cryptsetup-bin mksquashfs:squashfs-tools xorriso:xorriso
+        mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -5,3 +5,6 @@
 
 pub use vhdprep_disk as disk;
 pub use vhdprep_finding as finding;
+pub use vhdprep_fs as fs;
+pub use vhdprep_guest as guest;
+pub use vhdprep_partition as partition;

@@ -3,6 +3,7 @@
 
 mod convert;
 mod fix;
+mod guest;
 mod info;
 mod progress;
 
@@ -61,6 +62,12 @@ enum Command {
     Convert(convert::ConvertArgs),
     /// Make a raw image or fixed VHD Azure-ready in place, without copying its data.
     Fix(fix::FixArgs),
+    /// Partitions, filesystems, mounts, OS and architecture of the guest, without mounting.
+    Inspect(guest::InspectArgs),
+    /// List a directory of the guest (`/boot/efi/EFI/BOOT` works through fstab mounts).
+    Ls(guest::LsArgs),
+    /// Print a file of the guest (links resolve inside the guest, never on the host).
+    Cat(guest::CatArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -81,6 +88,9 @@ pub fn run() -> i32 {
         Command::Info(a) => info::run(a),
         Command::Convert(a) => convert::run(a),
         Command::Fix(a) => fix::run(a),
+        Command::Inspect(a) => guest::run_inspect(a),
+        Command::Ls(a) => guest::run_ls(a),
+        Command::Cat(a) => guest::run_cat(a),
     };
     match result {
         Ok(code) => code,

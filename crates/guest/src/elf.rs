@@ -2,9 +2,9 @@
 
 use serde::Serialize;
 
-/// CPU architecture, as Azure's image definitions name it where they can.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+/// CPU architecture of the guest. Serialises as `uname -m` names (`x86_64`, `aarch64`);
+/// [`Architecture::azure_name`] gives Azure's (`x64`, `Arm64`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Architecture {
     /// x86-64 (`e_machine` 62): Azure `x64`.
     X64,
@@ -18,7 +18,24 @@ pub enum Architecture {
     Other(u16),
 }
 
+impl Serialize for Architecture {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.uname_name())
+    }
+}
+
 impl Architecture {
+    /// The name `uname -m` prints: `x86_64`, `aarch64`, `i686`, `armv7l`.
+    pub fn uname_name(self) -> String {
+        match self {
+            Architecture::X64 => "x86_64".into(),
+            Architecture::Arm64 => "aarch64".into(),
+            Architecture::X86 => "i686".into(),
+            Architecture::Arm => "armv7l".into(),
+            Architecture::Other(m) => format!("elf-machine-{m}"),
+        }
+    }
+
     /// The name Azure uses (`x64`, `Arm64`), or a descriptive one.
     pub fn azure_name(self) -> String {
         match self {

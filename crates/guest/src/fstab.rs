@@ -23,10 +23,9 @@ pub struct FstabEntry {
 impl FstabEntry {
     /// The value of option `key=value`, if present (`subvol`, `subvolid` ...).
     pub fn option(&self, key: &str) -> Option<&str> {
-        self.options.iter().find_map(|o| {
-            o.strip_prefix(key)
-                .and_then(|rest| rest.strip_prefix('='))
-        })
+        self.options
+            .iter()
+            .find_map(|o| o.strip_prefix(key).and_then(|rest| rest.strip_prefix('=')))
     }
 
     /// True when option `flag` is present (`nofail`, `noauto`, `bind` ...).
@@ -46,8 +45,13 @@ fn unescape(field: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c)) {
-            let v = (b[i + 1] - b'0') as u32 * 64 + (b[i + 2] - b'0') as u32 * 8 + (b[i + 3] - b'0') as u32;
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && b[i + 1..i + 4].iter().all(|c| (b'0'..=b'7').contains(c))
+        {
+            let v = (b[i + 1] - b'0') as u32 * 64
+                + (b[i + 2] - b'0') as u32 * 8
+                + (b[i + 3] - b'0') as u32;
             if let Ok(byte) = u8::try_from(v) {
                 out.push(byte);
                 i += 4;
@@ -233,15 +237,42 @@ mod tests {
     #[test]
     fn classifies_every_spec_form() {
         assert_eq!(device_ref("UUID=abcd"), DeviceRef::Uuid("abcd".into()));
-        assert_eq!(device_ref("UUID=\"ABCD-1234\""), DeviceRef::Uuid("ABCD-1234".into()));
-        assert_eq!(device_ref("/dev/disk/by-uuid/abcd"), DeviceRef::Uuid("abcd".into()));
-        assert_eq!(device_ref("/dev/disk/by-label/EFI\\x20System"), DeviceRef::Label("EFI System".into()));
-        assert_eq!(device_ref("PARTLABEL=root"), DeviceRef::PartLabel("root".into()));
-        assert_eq!(device_ref("/dev/disk/by-partuuid/x-01"), DeviceRef::PartUuid("x-01".into()));
-        assert_eq!(device_ref("/dev/rootvg/rootlv"), DeviceRef::Lv { vg: "rootvg".into(), lv: "rootlv".into() });
-        assert_eq!(device_ref("/dev/sda1"), DeviceRef::Kernel("/dev/sda1".into()));
+        assert_eq!(
+            device_ref("UUID=\"ABCD-1234\""),
+            DeviceRef::Uuid("ABCD-1234".into())
+        );
+        assert_eq!(
+            device_ref("/dev/disk/by-uuid/abcd"),
+            DeviceRef::Uuid("abcd".into())
+        );
+        assert_eq!(
+            device_ref("/dev/disk/by-label/EFI\\x20System"),
+            DeviceRef::Label("EFI System".into())
+        );
+        assert_eq!(
+            device_ref("PARTLABEL=root"),
+            DeviceRef::PartLabel("root".into())
+        );
+        assert_eq!(
+            device_ref("/dev/disk/by-partuuid/x-01"),
+            DeviceRef::PartUuid("x-01".into())
+        );
+        assert_eq!(
+            device_ref("/dev/rootvg/rootlv"),
+            DeviceRef::Lv {
+                vg: "rootvg".into(),
+                lv: "rootlv".into()
+            }
+        );
+        assert_eq!(
+            device_ref("/dev/sda1"),
+            DeviceRef::Kernel("/dev/sda1".into())
+        );
         assert_eq!(device_ref("tmpfs"), DeviceRef::Other("tmpfs".into()));
-        assert_eq!(split_dm_name("a--b-c--d"), Some(("a-b".into(), "c-d".into())));
+        assert_eq!(
+            split_dm_name("a--b-c--d"),
+            Some(("a-b".into(), "c-d".into()))
+        );
         assert_eq!(split_dm_name("nodash"), None);
     }
 

@@ -82,7 +82,10 @@ mod tests {
         let deb = parse("PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nID=debian\n");
         assert_eq!(deb.id.as_deref(), Some("debian"));
         assert_eq!(deb.version_id.as_deref(), Some("12"));
-        assert_eq!(deb.pretty_name.as_deref(), Some("Debian GNU/Linux 12 (bookworm)"));
+        assert_eq!(
+            deb.pretty_name.as_deref(),
+            Some("Debian GNU/Linux 12 (bookworm)")
+        );
         let rhel = parse("ID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID='9.4'\n# c\nBAD LINE\n");
         assert_eq!(rhel.id.as_deref(), Some("rhel"));
         assert_eq!(rhel.id_like, vec!["fedora"]);

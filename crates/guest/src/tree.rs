@@ -134,9 +134,11 @@ impl GuestTree {
     }
 
     fn lstat(&self, components: &[Vec<u8>]) -> Result<(usize, Vec<u8>, Metadata), GuestPathError> {
-        let (idx, fs_path) = self.mount_for(components).ok_or_else(|| GuestPathError::NotFound {
-            path: display(components),
-        })?;
+        let (idx, fs_path) =
+            self.mount_for(components)
+                .ok_or_else(|| GuestPathError::NotFound {
+                    path: display(components),
+                })?;
         match self.mounts[idx].fs.metadata(&fs_path) {
             Ok(m) => Ok((idx, fs_path, m)),
             Err(FsError::NotFound { .. }) => Err(GuestPathError::NotFound {
@@ -171,7 +173,9 @@ impl GuestTree {
                 continue;
             }
             if meta.kind != FileKind::Dir {
-                return Err(GuestPathError::NotADirectory { path: display(&done) });
+                return Err(GuestPathError::NotADirectory {
+                    path: display(&done),
+                });
             }
             done.push(c);
             (idx, fs_path, meta) = self.lstat(&done)?;
@@ -181,13 +185,14 @@ impl GuestTree {
                 if links > MAX_SYMLINKS {
                     return Err(GuestPathError::SymlinkLoop { path: asked });
                 }
-                let target = self.mounts[idx]
-                    .fs
-                    .read_link(&fs_path)
-                    .map_err(|e| GuestPathError::Fs {
-                        path: display(&done),
-                        source: e,
-                    })?;
+                let target =
+                    self.mounts[idx]
+                        .fs
+                        .read_link(&fs_path)
+                        .map_err(|e| GuestPathError::Fs {
+                            path: display(&done),
+                            source: e,
+                        })?;
                 done.pop();
                 if target.first() == Some(&b'/') {
                     done.clear();
@@ -291,32 +296,54 @@ pub(crate) mod memfs {
 
     impl MemFs {
         pub fn dir(mut self, p: &str) -> Self {
-            self.nodes.insert(p.as_bytes().to_vec(), (FileKind::Dir, vec![]));
+            self.nodes
+                .insert(p.as_bytes().to_vec(), (FileKind::Dir, vec![]));
             self
         }
         pub fn file(mut self, p: &str, content: &str) -> Self {
-            self.nodes
-                .insert(p.as_bytes().to_vec(), (FileKind::File, content.as_bytes().to_vec()));
+            self.nodes.insert(
+                p.as_bytes().to_vec(),
+                (FileKind::File, content.as_bytes().to_vec()),
+            );
             self
         }
         pub fn link(mut self, p: &str, target: &str) -> Self {
-            self.nodes
-                .insert(p.as_bytes().to_vec(), (FileKind::Symlink, target.as_bytes().to_vec()));
+            self.nodes.insert(
+                p.as_bytes().to_vec(),
+                (FileKind::Symlink, target.as_bytes().to_vec()),
+            );
             self
         }
         fn get(&self, path: &[u8]) -> FsResult<&(FileKind, Vec<u8>)> {
             // Enforce the contract: every parent must be a real directory.
             let parts: Vec<&[u8]> = split_path(path).collect();
             for i in 0..parts.len().saturating_sub(1) {
-                let parent: Vec<u8> = parts[..=i].iter().flat_map(|c| [&b"/"[..], c].concat()).collect();
+                let parent: Vec<u8> = parts[..=i]
+                    .iter()
+                    .flat_map(|c| [&b"/"[..], c].concat())
+                    .collect();
                 match self.nodes.get(&parent) {
                     Some((FileKind::Dir, _)) => {}
-                    Some((FileKind::Symlink, _)) => panic!("contract broken: asked through a symlink {parent:?}"),
-                    Some(_) => return Err(FsError::NotADirectory { path: String::from_utf8_lossy(&parent).into() }),
-                    None => return Err(FsError::NotFound { path: String::from_utf8_lossy(&parent).into() }),
+                    Some((FileKind::Symlink, _)) => {
+                        panic!("contract broken: asked through a symlink {parent:?}")
+                    }
+                    Some(_) => {
+                        return Err(FsError::NotADirectory {
+                            path: String::from_utf8_lossy(&parent).into(),
+                        })
+                    }
+                    None => {
+                        return Err(FsError::NotFound {
+                            path: String::from_utf8_lossy(&parent).into(),
+                        })
+                    }
                 }
             }
-            let key = if path == b"/" { b"/".to_vec() } else { path.to_vec() };
+            let key = if path == b"/" {
+                b"/".to_vec()
+            } else {
+                path.to_vec()
+            };
             self.nodes.get(&key).ok_or_else(|| FsError::NotFound {
                 path: String::from_utf8_lossy(path).into(),
             })
@@ -329,28 +356,51 @@ pub(crate) mod memfs {
         }
         fn metadata(&self, path: &[u8]) -> FsResult<Metadata> {
             let (kind, data) = self.get(path)?;
-            Ok(Metadata { kind: *kind, mode: 0o755, uid: 0, gid: 0, size: data.len() as u64, mtime: None, inode: None })
+            Ok(Metadata {
+                kind: *kind,
+                mode: 0o755,
+                uid: 0,
+                gid: 0,
+                size: data.len() as u64,
+                mtime: None,
+                inode: None,
+            })
         }
         fn read_dir(&self, path: &[u8]) -> FsResult<Vec<DirEntry>> {
             self.get(path)?;
-            let prefix = if path == b"/" { b"/".to_vec() } else { [path, b"/"].concat() };
+            let prefix = if path == b"/" {
+                b"/".to_vec()
+            } else {
+                [path, b"/"].concat()
+            };
             Ok(self
                 .nodes
                 .iter()
-                .filter(|(k, _)| k.starts_with(&prefix) && k.len() > prefix.len() && !k[prefix.len()..].contains(&b'/'))
-                .map(|(k, (kind, _))| DirEntry { name: k[prefix.len()..].to_vec(), kind: *kind })
+                .filter(|(k, _)| {
+                    k.starts_with(&prefix)
+                        && k.len() > prefix.len()
+                        && !k[prefix.len()..].contains(&b'/')
+                })
+                .map(|(k, (kind, _))| DirEntry {
+                    name: k[prefix.len()..].to_vec(),
+                    kind: *kind,
+                })
                 .collect())
         }
         fn read_link(&self, path: &[u8]) -> FsResult<Vec<u8>> {
             match self.get(path)? {
                 (FileKind::Symlink, t) => Ok(t.clone()),
-                _ => Err(FsError::NotASymlink { path: String::from_utf8_lossy(path).into() }),
+                _ => Err(FsError::NotASymlink {
+                    path: String::from_utf8_lossy(path).into(),
+                }),
             }
         }
         fn read_file(&self, path: &[u8], _limit: u64) -> FsResult<Vec<u8>> {
             match self.get(path)? {
                 (FileKind::File, d) => Ok(d.clone()),
-                _ => Err(FsError::IsADirectory { path: String::from_utf8_lossy(path).into() }),
+                _ => Err(FsError::IsADirectory {
+                    path: String::from_utf8_lossy(path).into(),
+                }),
             }
         }
     }
@@ -397,38 +447,76 @@ mod tests {
         assert_eq!(g.read_file(b"/etc/alt", 100).unwrap(), b"payload");
         assert_eq!(g.read_file(b"/etc/rel", 100).unwrap(), b"payload");
         assert_eq!(g.canonical(b"/etc/alt").unwrap(), "/usr/share/x");
-        assert_eq!(g.symlink_metadata(b"/etc/alt").unwrap().kind, FileKind::Symlink);
+        assert_eq!(
+            g.symlink_metadata(b"/etc/alt").unwrap().kind,
+            FileKind::Symlink
+        );
     }
 
     #[test]
     fn dotdot_clamps_at_the_guest_root() {
         let g = guest();
         assert_eq!(g.read_file(b"/escape", 100).unwrap(), b"ID=debian\n");
-        assert_eq!(g.read_file(b"/../../etc/os-release", 100).unwrap(), b"ID=debian\n");
+        assert_eq!(
+            g.read_file(b"/../../etc/os-release", 100).unwrap(),
+            b"ID=debian\n"
+        );
     }
 
     #[test]
     fn crossing_into_and_out_of_a_mount() {
         let g = guest();
-        assert_eq!(g.read_file(b"/boot/efi/EFI/BOOT/BOOTX64.EFI", 100).unwrap(), b"MZ");
-        assert_eq!(g.read_file(b"/efi/EFI/BOOT/BOOTX64.EFI", 100).unwrap(), b"MZ");
+        assert_eq!(
+            g.read_file(b"/boot/efi/EFI/BOOT/BOOTX64.EFI", 100).unwrap(),
+            b"MZ"
+        );
+        assert_eq!(
+            g.read_file(b"/efi/EFI/BOOT/BOOTX64.EFI", 100).unwrap(),
+            b"MZ"
+        );
         // ../../../ from /boot/efi/EFI climbs out of the ESP into the root filesystem.
-        assert_eq!(g.read_file(b"/boot/efi/EFI/up", 100).unwrap(), b"ID=debian\n");
+        assert_eq!(
+            g.read_file(b"/boot/efi/EFI/up", 100).unwrap(),
+            b"ID=debian\n"
+        );
         assert_eq!(g.resolve(b"/boot/efi/EFI", true).unwrap().mount, 1);
-        let names: Vec<_> = g.read_dir(b"/boot").unwrap().into_iter().map(|e| e.name).collect();
+        let names: Vec<_> = g
+            .read_dir(b"/boot")
+            .unwrap()
+            .into_iter()
+            .map(|e| e.name)
+            .collect();
         assert_eq!(names, vec![b"efi".to_vec()], "mount point listed");
     }
 
     #[test]
     fn loops_and_host_paths_fail_cleanly() {
         let g = guest();
-        assert!(matches!(g.read_file(b"/loop1", 10), Err(GuestPathError::SymlinkLoop { .. })));
-        assert!(matches!(g.metadata(b"/self"), Err(GuestPathError::SymlinkLoop { .. })));
+        assert!(matches!(
+            g.read_file(b"/loop1", 10),
+            Err(GuestPathError::SymlinkLoop { .. })
+        ));
+        assert!(matches!(
+            g.metadata(b"/self"),
+            Err(GuestPathError::SymlinkLoop { .. })
+        ));
         // /proc does not exist in the guest: never the host's /proc.
-        assert!(matches!(g.read_file(b"/proc-link", 10), Err(GuestPathError::NotFound { .. })));
-        assert!(matches!(g.read_file(b"/bin/sh", 10), Err(GuestPathError::NotFound { .. })));
-        assert!(matches!(g.read_file(b"/plain/x", 10), Err(GuestPathError::NotADirectory { .. })));
-        assert!(matches!(g.read_file(b"/nope", 10), Err(GuestPathError::NotFound { .. })));
+        assert!(matches!(
+            g.read_file(b"/proc-link", 10),
+            Err(GuestPathError::NotFound { .. })
+        ));
+        assert!(matches!(
+            g.read_file(b"/bin/sh", 10),
+            Err(GuestPathError::NotFound { .. })
+        ));
+        assert!(matches!(
+            g.read_file(b"/plain/x", 10),
+            Err(GuestPathError::NotADirectory { .. })
+        ));
+        assert!(matches!(
+            g.read_file(b"/nope", 10),
+            Err(GuestPathError::NotFound { .. })
+        ));
         assert!(!g.exists(b"/loop2"));
         assert!(g.exists(b"/loop2") == g.exists(b"/loop1"));
     }

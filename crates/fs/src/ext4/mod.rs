@@ -1,1 +1,350 @@
-//! ext4: to be written.
+//! ext2/ext3/ext4 through the `ext4-view` crate (pure Rust, no unsafe, no panics on bad input
+//! by design; it also reads ext2 and ext3, which are ext4 without the newer features).
+//!
+//! `ext4_view::Ext4` is reference-counted with `Rc`, so it can live on one thread only: each
+//! [`Ext4Fs`] owns a small worker thread that loads the filesystem once and answers requests
+//! in order; the thread ends when the `Ext4Fs` is dropped. Each request still runs under
+//! `catch_unwind`, so even an unexpected panic inside `ext4-view` becomes
+//! [`FsError::Corrupt`].
+//!
+//! `ext4-view` resolves symbolic links inside paths; this module never lets it: the final
+//! component is looked at with `symlink_metadata` (lstat), and a parent path is accepted only
+//! when its canonical form is itself, i.e. it contains no symbolic link.
+
+use crate::{split_path, DirEntry, FileKind, FileSystem, FsError, FsResult, Metadata, Volume};
+use ext4_view::{Ext4, Ext4Error, Ext4Read, FileType};
+use std::panic::{self, AssertUnwindSafe};
+use std::sync::mpsc;
+use std::thread;
+
+const FS: &str = "ext4";
+
+type Job = Box<dyn FnOnce(&Ext4) + Send>;
+
+/// An ext2/3/4 filesystem opened read-only.
+#[derive(Debug)]
+pub struct Ext4Fs {
+    jobs: mpsc::Sender<Job>,
+    label: Option<String>,
+    uuid: String,
+}
+
+/// `Ext4Read` over a volume.
+struct VolReader(Volume);
+
+impl Ext4Read for VolReader {
+    fn read(
+        &mut self,
+        start_byte: u64,
+        dst: &mut [u8],
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync + 'static>> {
+        self.0.read_exact_at(dst, start_byte).map_err(|e| e.into())
+    }
+}
+
+fn corrupt(what: impl Into<String>) -> FsError {
+    FsError::Corrupt {
+        fs: FS,
+        what: what.into(),
+    }
+}
+
+fn lossy(path: &[u8]) -> String {
+    String::from_utf8_lossy(path).into_owned()
+}
+
+/// Maps an `ext4-view` error met while working on `path`.
+fn map_err(e: Ext4Error, path: &[u8]) -> FsError {
+    let path = lossy(path);
+    match e {
+        Ext4Error::NotFound => FsError::NotFound { path },
+        Ext4Error::NotADirectory => FsError::NotADirectory { path },
+        Ext4Error::IsADirectory => FsError::IsADirectory { path },
+        Ext4Error::NotASymlink => FsError::NotASymlink { path },
+        Ext4Error::Io(inner) => match inner.downcast::<std::io::Error>() {
+            // A read past the end of the volume means the filesystem points outside it.
+            Ok(io) if io.kind() == std::io::ErrorKind::UnexpectedEof => {
+                corrupt(format!("{path}: {io} (truncated volume?)"))
+            }
+            Ok(io) => FsError::Io(*io),
+            Err(other) => FsError::Io(std::io::Error::other(other)),
+        },
+        Ext4Error::Incompatible(i) => FsError::Unsupported {
+            fs: FS,
+            what: format!("{path}: {i}"),
+        },
+        Ext4Error::Encrypted => FsError::Unsupported {
+            fs: FS,
+            what: format!("{path}: encrypted file"),
+        },
+        Ext4Error::IsASpecialFile => FsError::Unsupported {
+            fs: FS,
+            what: format!("{path}: not a regular file"),
+        },
+        other => corrupt(format!("{path}: {other}")),
+    }
+}
+
+fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
+/// Opens the ext2/3/4 filesystem of `vol`, read-only (the journal is read, never replayed
+/// onto the volume).
+pub fn open(vol: Volume) -> FsResult<Ext4Fs> {
+    let (jobs, rx) = mpsc::channel::<Job>();
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<FsResult<(Option<String>, String)>>(1);
+    thread::Builder::new()
+        .name("vhdprep-ext4".into())
+        .spawn(move || {
+            let loaded =
+                panic::catch_unwind(AssertUnwindSafe(|| Ext4::load(Box::new(VolReader(vol)))));
+            let fs = match loaded {
+                Ok(Ok(fs)) => fs,
+                Ok(Err(e)) => {
+                    let _ = ready_tx.send(Err(map_err(e, b"/")));
+                    return;
+                }
+                Err(p) => {
+                    let _ = ready_tx.send(Err(corrupt(format!(
+                        "ext4-view panicked while loading: {}",
+                        panic_text(&*p)
+                    ))));
+                    return;
+                }
+            };
+            let label = fs.label().to_str().ok().and_then(|l| {
+                let l = l.trim_end();
+                (!l.is_empty()).then(|| l.to_string())
+            });
+            let _ = ready_tx.send(Ok((label, fs.uuid().to_string())));
+            for job in rx {
+                // A panicking job drops its reply channel: the caller sees Corrupt.
+                let _ = panic::catch_unwind(AssertUnwindSafe(|| job(&fs)));
+            }
+        })?;
+    let (label, uuid) = ready_rx
+        .recv()
+        .map_err(|_| corrupt("ext4 reader thread ended while loading"))??;
+    Ok(Ext4Fs { jobs, label, uuid })
+}
+
+impl Ext4Fs {
+    /// The volume label, if any.
+    pub fn label(&self) -> Option<&str> {
+        self.label.as_deref()
+    }
+
+    /// The filesystem UUID, lower-case hyphenated.
+    pub fn uuid(&self) -> &str {
+        &self.uuid
+    }
+
+    /// Runs `f` on the worker thread with the normalised path and waits for its answer.
+    fn call<R: Send + 'static>(
+        &self,
+        path: &[u8],
+        f: impl FnOnce(&Ext4, &[u8]) -> FsResult<R> + Send + 'static,
+    ) -> FsResult<R> {
+        let norm = normalise(path)?;
+        let (tx, rx) = mpsc::sync_channel(1);
+        self.jobs
+            .send(Box::new(move |fs: &Ext4| {
+                let _ = tx.send(f(fs, &norm));
+            }))
+            .map_err(|_| corrupt("ext4 reader thread has stopped"))?;
+        rx.recv()
+            .map_err(|_| corrupt(format!("{}: ext4-view panicked", lossy(path))))?
+    }
+}
+
+/// `/a/b` from the components of `path`; `.`, `..` and NUL are refused (callers pass
+/// normalised paths), as are paths longer than Linux allows.
+fn normalise(path: &[u8]) -> FsResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(path.len() + 1);
+    for c in split_path(path) {
+        if c == b"." || c == b".." || c.contains(&0) || c.len() > 255 {
+            return Err(FsError::NotFound { path: lossy(path) });
+        }
+        out.push(b'/');
+        out.extend_from_slice(c);
+    }
+    if out.is_empty() {
+        out.push(b'/');
+    }
+    if out.len() > 4095 {
+        return Err(FsError::NotFound { path: lossy(path) });
+    }
+    Ok(out)
+}
+
+/// lstat of a normalised path whose parents must be real directories, not symbolic links.
+fn lstat(fs: &Ext4, path: &[u8]) -> FsResult<ext4_view::Metadata> {
+    let cut = path.iter().rposition(|&b| b == b'/').unwrap_or(0);
+    if cut > 0 {
+        let parent = &path[..cut];
+        match fs.canonicalize(parent) {
+            Ok(canon) if AsRef::<[u8]>::as_ref(&canon) == parent => {}
+            Ok(_) | Err(Ext4Error::TooManySymlinks) => {
+                return Err(FsError::NotADirectory {
+                    path: lossy(parent),
+                })
+            }
+            Err(e) => return Err(map_err(e, parent)),
+        }
+    }
+    fs.symlink_metadata(path).map_err(|e| map_err(e, path))
+}
+
+fn kind(t: FileType) -> FileKind {
+    match t {
+        FileType::Regular => FileKind::File,
+        FileType::Directory => FileKind::Dir,
+        FileType::Symlink => FileKind::Symlink,
+        FileType::CharacterDevice => FileKind::CharDevice,
+        FileType::BlockDevice => FileKind::BlockDevice,
+        FileType::Fifo => FileKind::Fifo,
+        FileType::Socket => FileKind::Socket,
+    }
+}
+
+fn metadata(m: &ext4_view::Metadata) -> Metadata {
+    Metadata {
+        kind: kind(m.file_type()),
+        mode: u32::from(m.mode()),
+        uid: m.uid(),
+        gid: m.gid(),
+        size: m.len(),
+        mtime: Some(m.modified().seconds()),
+        inode: None,
+    }
+}
+
+impl FileSystem for Ext4Fs {
+    fn fs_type(&self) -> &'static str {
+        FS
+    }
+
+    fn metadata(&self, path: &[u8]) -> FsResult<Metadata> {
+        self.call(path, |fs, p| Ok(metadata(&lstat(fs, p)?)))
+    }
+
+    fn read_dir(&self, path: &[u8]) -> FsResult<Vec<DirEntry>> {
+        self.call(path, |fs, p| {
+            if !lstat(fs, p)?.is_dir() {
+                return Err(FsError::NotADirectory { path: lossy(p) });
+            }
+            let mut out = Vec::new();
+            for e in fs.read_dir(p).map_err(|e| map_err(e, p))? {
+                let e = e.map_err(|e| map_err(e, p))?;
+                let name = e.file_name();
+                let name = name.as_ref();
+                if name == b"." || name == b".." {
+                    continue;
+                }
+                if out.len() >= crate::MAX_DIR_ENTRIES {
+                    return Err(corrupt(format!(
+                        "{}: more than {} directory entries",
+                        lossy(p),
+                        crate::MAX_DIR_ENTRIES
+                    )));
+                }
+                let k = e.file_type().map(kind).unwrap_or(FileKind::Unknown);
+                out.push(DirEntry {
+                    name: name.to_vec(),
+                    kind: k,
+                });
+            }
+            Ok(out)
+        })
+    }
+
+    fn read_link(&self, path: &[u8]) -> FsResult<Vec<u8>> {
+        self.call(path, |fs, p| {
+            if !lstat(fs, p)?.is_symlink() {
+                return Err(FsError::NotASymlink { path: lossy(p) });
+            }
+            let target = fs.read_link(p).map_err(|e| map_err(e, p))?;
+            Ok(AsRef::<[u8]>::as_ref(&target).to_vec())
+        })
+    }
+
+    fn read_file(&self, path: &[u8], limit: u64) -> FsResult<Vec<u8>> {
+        self.call(path, move |fs, p| {
+            let m = lstat(fs, p)?;
+            match m.file_type() {
+                FileType::Regular => {}
+                FileType::Directory => return Err(FsError::IsADirectory { path: lossy(p) }),
+                FileType::Symlink => {
+                    return Err(FsError::Unsupported {
+                        fs: FS,
+                        what: format!(
+                            "{}: a symbolic link (read_file does not follow links)",
+                            lossy(p)
+                        ),
+                    })
+                }
+                _ => {
+                    return Err(FsError::Unsupported {
+                        fs: FS,
+                        what: format!("{}: not a regular file", lossy(p)),
+                    })
+                }
+            }
+            let size = m.len();
+            if size > limit {
+                return Err(FsError::TooLarge {
+                    path: lossy(p),
+                    size,
+                    limit,
+                });
+            }
+            let size = usize::try_from(size).map_err(|_| corrupt("file size beyond memory"))?;
+            let mut file = fs.open(p).map_err(|e| map_err(e, p))?;
+            let mut out = vec![0u8; size];
+            let mut got = 0;
+            while got < size {
+                match file.read_bytes(&mut out[got..]) {
+                    Ok(0) => {
+                        return Err(corrupt(format!(
+                            "{}: data ends after {got} of {size} bytes",
+                            lossy(p)
+                        )))
+                    }
+                    Ok(n) => got += n,
+                    Err(e) => return Err(map_err(e, p)),
+                }
+            }
+            Ok(out)
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    #[test]
+    fn normalise_paths() {
+        assert_eq!(normalise(b"/").unwrap(), b"/");
+        assert_eq!(normalise(b"//etc//fstab").unwrap(), b"/etc/fstab");
+        assert!(normalise(b"/etc/../x").is_err());
+        assert!(normalise(b"/a\0b").is_err());
+        assert!(normalise(&[b'a'; 300]).is_err());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        let vol: Volume = Arc::new(vec![0x5Au8; 8192]);
+        assert!(open(vol).is_err());
+        let vol: Volume = Arc::new(Vec::new());
+        assert!(open(vol).is_err());
+    }
+}
