@@ -11,6 +11,7 @@
 
 pub mod assemble;
 pub mod elf;
+pub mod facts;
 pub mod fstab;
 pub mod inspect;
 pub mod os_release;

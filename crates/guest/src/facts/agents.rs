@@ -1,0 +1,1 @@
+//! agents facts: to be written.

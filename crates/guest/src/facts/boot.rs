@@ -1,0 +1,1 @@
+//! boot facts: to be written.

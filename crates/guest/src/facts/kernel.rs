@@ -1,0 +1,1 @@
+//! kernel facts: to be written.

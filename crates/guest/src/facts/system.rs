@@ -1,0 +1,1 @@
+//! system facts: to be written.
