@@ -15,12 +15,16 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         mkfs.ext4:e2fsprogs debugfs:e2fsprogs mkfs.vfat:dosfstools mcopy:mtools
         mkfs.xfs:xfsprogs xfs_db:xfsprogs mkfs.btrfs:btrfs-progs btrfs-convert:btrfs-progs
         pvcreate:lvm2 cryptsetup:cryptsetup-bin mksquashfs:squashfs-tools xorriso:xorriso
-        mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd)
+        mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd sbverify:sbsigntool objdump:binutils
+        cpio:cpio lsinitramfs:initramfs-tools-core lz4:lz4 xz:xz-utils bzip2:bzip2
+        gzip:gzip sshd:openssh-server python3:python3 strace:strace)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
 done
+# Files (not commands) the tests compare with.
+[ -f /usr/lib/grub/i386-pc/boot.img ] || missing+=(grub-pc-bin)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2
@@ -30,6 +34,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
+
+# Real images built by real tools (mmdebstrap, mkfs.*, sgdisk, LVM): built when missing or
+# when fixtures/ changed, cached outside the checkout so that later runs on this machine reuse
+# them (a fresh machine builds them: about BUILD_MINUTES minutes).
+export VHDPREP_FIXTURE_CACHE=${VHDPREP_FIXTURE_CACHE:-/var/cache/vhdprep-fixtures}
+echo "== fixtures (cache: $VHDPREP_FIXTURE_CACHE)" >&2
+fixtures/build-images.sh
 
 echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check

@@ -1,1 +1,0 @@
-//! agents facts: to be written.

@@ -1,1 +1,0 @@
-//! boot facts: to be written.

@@ -1,1 +1,0 @@
-//! kernel facts: to be written.

@@ -1,0 +1,455 @@
+//! Kernel facts (rules KRN-001..009, BOOT-013, BOOT-014): the installed kernels, their
+//! initramfs images and which Azure-relevant modules each can load, modprobe blacklists, what
+//! the initramfs builder was told, and every kernel command line with its source.
+//!
+//! - [`cpio`]: newc/crc cpio push parser (names only, file data skipped).
+//! - [`decompress`]: initramfs compression by magic, bounded streaming decoders.
+//! - [`initramfs`]: the segment walk (early uncompressed cpio, then compressed ones).
+//! - [`modules`]: wanted modules and Kconfig names, blacklists, dracut/initramfs-tools intent.
+//! - [`cmdline`]: command line sources, argument parsing, `root=` kinds, boot file checks.
+//!
+//! Everything read from the guest is capped (files by size, the initramfs walk by decompressed
+//! bytes, member count and name length, directory walks by entries and depth); nothing here
+//! panics on malformed input.
+
+pub mod cmdline;
+pub mod cpio;
+pub mod decompress;
+pub mod initramfs;
+pub mod modules;
+
+use crate::GuestTree;
+use cmdline::CommandLines;
+use initramfs::Listing;
+use modules::{Blacklisting, BuilderIntent, ModulePresence};
+use serde::Serialize;
+use std::collections::{BTreeMap, BTreeSet};
+use vhdprep_fs::FileKind;
+
+/// Largest initramfs file read.
+pub const MAX_INITRAMFS_FILE: u64 = 512 << 20;
+/// Largest text/config file read.
+pub const MAX_TEXT_FILE: u64 = 16 << 20;
+/// Most directory entries visited when walking `/lib/modules/<v>/kernel`.
+pub const MAX_WALK_ENTRIES: usize = 200_000;
+/// Deepest directory level walked.
+pub const MAX_WALK_DEPTH: usize = 16;
+/// Most kernels considered.
+pub const MAX_KERNELS: usize = 64;
+
+/// An initramfs image of a kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct InitramfsFacts {
+    /// Guest path.
+    pub path: String,
+    /// File size.
+    pub size: u64,
+    /// Segments, member count and any error (members themselves are in `listing.members`).
+    pub listing: Listing,
+    /// Kernel modules (normalised names) inside it.
+    pub modules: BTreeSet<String>,
+}
+
+/// One installed kernel.
+#[derive(Debug, Clone, Serialize)]
+pub struct InstalledKernel {
+    /// Version string (`6.1.0-28-cloud-amd64`).
+    pub version: String,
+    /// `/boot/vmlinuz-<v>` (or `vmlinux-<v>`, `Image-<v>`), when present.
+    pub vmlinuz: Option<String>,
+    /// `/boot/config-<v>`, when present.
+    pub config: Option<String>,
+    /// `/boot/System.map-<v>`, when present.
+    pub system_map: Option<String>,
+    /// Module directory (`/lib/modules/<v>` or `/usr/lib/modules/<v>`), when present.
+    pub modules_dir: Option<String>,
+    /// The initramfs (`initrd.img-<v>`, `initramfs-<v>.img`, `initrd-<v>`), when present.
+    pub initramfs: Option<InitramfsFacts>,
+    /// Why an existing initramfs could not be read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub initramfs_error: Option<String>,
+    /// Modules listed in `modules.builtin` (normalised names).
+    pub builtin: Vec<String>,
+    /// The modules the rules care about and where each was found.
+    pub modules: Vec<ModulePresence>,
+}
+
+impl InstalledKernel {
+    /// The presence record of `module` (`-`/`_` insensitive), if it is one of
+    /// [`modules::WANTED`].
+    pub fn module(&self, module: &str) -> Option<&ModulePresence> {
+        let m = modules::normalize(module);
+        self.modules.iter().find(|p| p.name == m)
+    }
+}
+
+/// Everything kernel-related that the rules need.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct KernelFacts {
+    /// Installed kernels, sorted by version string.
+    pub kernels: Vec<InstalledKernel>,
+    /// Blacklisted or disabled modules (modprobe.d files and the effective command line).
+    pub blacklist: Vec<Blacklisting>,
+    /// dracut / initramfs-tools configuration.
+    pub builder: BuilderIntent,
+    /// Kernel command lines (BOOT-014) with `root=` and boot file evidence (BOOT-013).
+    pub cmdlines: CommandLines,
+}
+
+impl KernelFacts {
+    /// The blacklistings of `module` (`-`/`_` insensitive).
+    pub fn blacklisted(&self, module: &str) -> Vec<&Blacklisting> {
+        let m = modules::normalize(module);
+        self.blacklist.iter().filter(|b| b.module == m).collect()
+    }
+}
+
+fn is_kind(guest: &GuestTree, path: &str, kind: FileKind) -> bool {
+    guest
+        .metadata(path.as_bytes())
+        .is_ok_and(|m| m.kind == kind)
+}
+
+fn text(guest: &GuestTree, path: &str) -> Option<String> {
+    if !is_kind(guest, path, FileKind::File) {
+        return None;
+    }
+    let b = guest.read_file(path.as_bytes(), MAX_TEXT_FILE).ok()?;
+    Some(String::from_utf8_lossy(&b).into_owned())
+}
+
+fn names(guest: &GuestTree, dir: &str) -> Vec<String> {
+    guest
+        .read_dir(dir.as_bytes())
+        .map(|v| {
+            v.into_iter()
+                .map(|e| String::from_utf8_lossy(&e.name).into_owned())
+                .filter(|n| n != "." && n != "..")
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Module files under `dir` (bounded walk): normalised name → guest path.
+fn walk_modules(guest: &GuestTree, dir: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    let mut todo = vec![(dir.to_string(), 0usize)];
+    let mut seen = 0usize;
+    while let Some((d, depth)) = todo.pop() {
+        let Ok(entries) = guest.read_dir(d.as_bytes()) else {
+            continue;
+        };
+        for e in entries {
+            seen += 1;
+            if seen > MAX_WALK_ENTRIES {
+                return out;
+            }
+            let name = String::from_utf8_lossy(&e.name).into_owned();
+            if name == "." || name == ".." {
+                continue;
+            }
+            let p = format!("{d}/{name}");
+            match e.kind {
+                FileKind::Dir if depth < MAX_WALK_DEPTH => todo.push((p, depth + 1)),
+                FileKind::File => {
+                    if let Some(m) = modules::module_of_path(&name) {
+                        out.entry(m).or_insert(p);
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+/// Kernel versions from `/boot/vmlinuz-*` (and `vmlinux-*`, `Image-*`), `/lib/modules/*` and
+/// `/usr/lib/modules/*`.
+fn versions(guest: &GuestTree) -> Vec<String> {
+    let mut v = BTreeSet::new();
+    for n in names(guest, "/boot") {
+        for p in ["vmlinuz-", "vmlinux-", "Image-"] {
+            if let Some(ver) = n.strip_prefix(p) {
+                if !ver.is_empty() && !ver.contains("rescue") {
+                    v.insert(ver.to_string());
+                }
+            }
+        }
+    }
+    for d in ["/lib/modules", "/usr/lib/modules"] {
+        for n in names(guest, d) {
+            if is_kind(guest, &format!("{d}/{n}"), FileKind::Dir) {
+                v.insert(n);
+            }
+        }
+    }
+    v.into_iter().take(MAX_KERNELS).collect()
+}
+
+fn kernel(guest: &GuestTree, v: &str) -> InstalledKernel {
+    let boot = |names: &[String]| -> Option<String> {
+        names
+            .iter()
+            .map(|n| format!("/boot/{n}"))
+            .find(|p| is_kind(guest, p, FileKind::File))
+    };
+    let vmlinuz = boot(&[
+        format!("vmlinuz-{v}"),
+        format!("vmlinux-{v}"),
+        format!("Image-{v}"),
+    ]);
+    let config = boot(&[format!("config-{v}")]);
+    let system_map = boot(&[format!("System.map-{v}")]);
+    let modules_dir = [format!("/lib/modules/{v}"), format!("/usr/lib/modules/{v}")]
+        .into_iter()
+        .find(|d| is_kind(guest, d, FileKind::Dir));
+    let builtin = modules_dir
+        .as_ref()
+        .and_then(|d| text(guest, &format!("{d}/modules.builtin")))
+        .map(|t| modules::parse_builtin(&t))
+        .unwrap_or_default();
+    let on_disk = modules_dir
+        .as_ref()
+        .map(|d| walk_modules(guest, &format!("{d}/kernel")))
+        .unwrap_or_default();
+    let config_map = config
+        .as_ref()
+        .and_then(|c| text(guest, c))
+        .map(|t| modules::parse_config(&t))
+        .unwrap_or_default();
+    let initrd_path = boot(&[
+        format!("initrd.img-{v}"),
+        format!("initramfs-{v}.img"),
+        format!("initrd-{v}"),
+        format!("initrd-{v}.img"),
+    ]);
+    let mut initramfs_error = None;
+    let initramfs =
+        initrd_path.and_then(
+            |p| match guest.read_file(p.as_bytes(), MAX_INITRAMFS_FILE) {
+                Ok(data) => {
+                    let listing = initramfs::list(&data);
+                    let modules = listing
+                        .members
+                        .iter()
+                        .filter_map(|m| modules::module_of_path(&m.name))
+                        .collect();
+                    Some(InitramfsFacts {
+                        path: p,
+                        size: data.len() as u64,
+                        listing,
+                        modules,
+                    })
+                }
+                Err(e) => {
+                    initramfs_error = Some(format!("{p}: {e}"));
+                    None
+                }
+            },
+        );
+    let members: Vec<String> = initramfs
+        .as_ref()
+        .map(|i| i.listing.members.iter().map(|m| m.name.clone()).collect())
+        .unwrap_or_default();
+    let modules = modules::presence(&members, &builtin, &on_disk, &config_map);
+    InstalledKernel {
+        version: v.to_string(),
+        vmlinuz,
+        config,
+        system_map,
+        modules_dir,
+        initramfs,
+        initramfs_error,
+        builtin,
+        modules,
+    }
+}
+
+fn files_in(guest: &GuestTree, dir: &str, suffix: &str) -> Vec<String> {
+    let mut v: Vec<String> = names(guest, dir)
+        .into_iter()
+        .filter(|n| n.ends_with(suffix))
+        .map(|n| format!("{dir}/{n}"))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Where a path written in a boot loader entry is found in the guest: as written, or under
+/// `/boot` (grub paths are relative to the partition holding them, which may be `/boot`).
+/// A `(hd0,gpt2)` device prefix is dropped; `$variables` are not resolved.
+fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
+    if p.is_empty() || p.contains('$') {
+        return None;
+    }
+    let p = match p.find(')') {
+        Some(i) if p.starts_with('(') => &p[i + 1..],
+        _ => p,
+    };
+    let abs = if p.starts_with('/') {
+        p.to_string()
+    } else {
+        format!("/{p}")
+    };
+    [abs.clone(), format!("/boot{abs}")]
+        .into_iter()
+        .find(|c| is_kind(guest, c, FileKind::File))
+}
+
+/// Gathers the kernel facts of a guest.
+pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
+    let kernels = versions(guest).iter().map(|v| kernel(guest, v)).collect();
+
+    let mut blacklist = Vec::new();
+    let mut seen = BTreeSet::new();
+    for dir in ["/etc/modprobe.d", "/lib/modprobe.d", "/usr/lib/modprobe.d"] {
+        for f in files_in(guest, dir, ".conf") {
+            // /lib is often a link to /usr/lib: read each real file once.
+            let real = guest.canonical(f.as_bytes()).unwrap_or_else(|_| f.clone());
+            if !seen.insert(real) {
+                continue;
+            }
+            if let Some(t) = text(guest, &f) {
+                blacklist.extend(modules::parse_modprobe(&f, &t));
+            }
+        }
+    }
+
+    let mut builder = BuilderIntent::default();
+    let mut dracut = vec!["/etc/dracut.conf".to_string()];
+    dracut.extend(files_in(guest, "/etc/dracut.conf.d", ".conf"));
+    for f in &dracut {
+        if let Some(t) = text(guest, f) {
+            modules::parse_dracut(f, &t, &mut builder);
+        }
+    }
+    let itm = "/etc/initramfs-tools/modules";
+    if let Some(t) = text(guest, itm) {
+        builder.initramfs_tools_modules = modules::parse_itools_modules(itm, &t);
+    }
+    let mut itools = vec!["/etc/initramfs-tools/initramfs.conf".to_string()];
+    itools.extend(files_in(guest, "/etc/initramfs-tools/conf.d", ""));
+    for f in &itools {
+        if let Some(p) = text(guest, f).and_then(|t| modules::parse_itools_policy(f, &t)) {
+            builder.initramfs_tools_policy = Some(p);
+        }
+    }
+
+    let cmdlines = cmdline::gather(&|p| text(guest, p), &|d| names(guest, d), &|p| {
+        find_boot_file(guest, p)
+    });
+    if let Some(src) = cmdlines.effective_source() {
+        for key in ["modprobe.blacklist", "module_blacklist"] {
+            for v in src.cmdline.value(key) {
+                for m in v.split(',').filter(|m| !m.is_empty()) {
+                    blacklist.push(Blacklisting {
+                        module: modules::normalize(m),
+                        kind: modules::BlacklistKind::Cmdline,
+                        file: src.file.clone(),
+                        line: src.line,
+                        text: format!("{key}={v}"),
+                    });
+                }
+            }
+        }
+    }
+
+    KernelFacts {
+        kernels,
+        blacklist,
+        builder,
+        cmdlines,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::memfs::MemFs;
+    use std::sync::Arc;
+
+    const V: &str = "6.1.0-1-cloud-amd64";
+
+    #[test]
+    fn facts_from_a_small_tree() {
+        let fs = MemFs::default()
+            .dir("/")
+            .dir("/boot")
+            .file(&format!("/boot/vmlinuz-{V}"), "k")
+            .file(
+                &format!("/boot/config-{V}"),
+                "CONFIG_HYPERV=y\nCONFIG_UDF_FS=m\n",
+            )
+            .file(&format!("/boot/initrd.img-{V}"), "garbage")
+            .dir("/boot/grub")
+            .file(
+                "/boot/grub/grub.cfg",
+                &format!(
+                    "menuentry 'D' {{\n linux /boot/vmlinuz-{V} root=/dev/sda1 modprobe.blacklist=udf,floppy\n initrd /boot/initrd.img-{V}\n}}\n"
+                ),
+            )
+            .dir("/usr")
+            .dir("/usr/lib")
+            .dir("/usr/lib/modules")
+            .dir(&format!("/usr/lib/modules/{V}"))
+            .file(
+                &format!("/usr/lib/modules/{V}/modules.builtin"),
+                "kernel/drivers/hv/hv_vmbus.ko\n",
+            )
+            .dir(&format!("/usr/lib/modules/{V}/kernel"))
+            .dir(&format!("/usr/lib/modules/{V}/kernel/fs"))
+            .file(&format!("/usr/lib/modules/{V}/kernel/fs/udf.ko.xz"), "")
+            .link("/lib", "usr/lib")
+            .dir("/etc")
+            .dir("/etc/modprobe.d")
+            .file("/etc/modprobe.d/cis.conf", "install vfat /bin/true\n")
+            .dir("/etc/initramfs-tools")
+            .file("/etc/initramfs-tools/modules", "hv_vmbus\n")
+            .file("/etc/initramfs-tools/initramfs.conf", "MODULES=dep\n");
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let f = kernel_facts(&g);
+        assert_eq!(f.kernels.len(), 1);
+        let k = &f.kernels[0];
+        assert_eq!(
+            k.modules_dir.as_deref(),
+            Some(format!("/lib/modules/{V}").as_str())
+        );
+        assert!(k.initramfs.as_ref().unwrap().listing.error.is_some());
+        assert!(k.module("hv-vmbus").unwrap().builtin);
+        assert!(k
+            .module("udf")
+            .unwrap()
+            .on_disk
+            .as_ref()
+            .unwrap()
+            .ends_with("udf.ko.xz"));
+        assert_eq!(f.blacklisted("vfat")[0].line, 1);
+        assert_eq!(
+            f.blacklisted("udf")[0].kind,
+            modules::BlacklistKind::Cmdline
+        );
+        assert!(f.builder.adds("hv_vmbus"));
+        assert_eq!(
+            f.builder.initramfs_tools_policy.as_ref().unwrap().value,
+            "dep"
+        );
+        let eff = f.cmdlines.effective_source().unwrap();
+        assert_eq!(
+            eff.root.as_ref().unwrap().kind,
+            cmdline::RootRefKind::DeviceName
+        );
+        assert!(eff.kernel.as_ref().unwrap().found.is_some());
+        assert_eq!(
+            eff.initrd[0].found.as_deref(),
+            Some(format!("/boot/initrd.img-{V}").as_str())
+        );
+        serde_json::to_string(&f).unwrap();
+    }
+
+    #[test]
+    fn empty_tree() {
+        let g = GuestTree::new(Arc::new(MemFs::default().dir("/")), "mem");
+        let f = kernel_facts(&g);
+        assert!(f.kernels.is_empty() && f.cmdlines.effective.is_none());
+    }
+}

@@ -1,1 +1,0 @@
-//! system facts: to be written.
