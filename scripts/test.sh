@@ -37,7 +37,7 @@ fi
 
 # Real images built by real tools (mmdebstrap, mkfs.*, sgdisk, LVM): built when missing or
 # when fixtures/ changed, cached outside the checkout so that later runs on this machine reuse
-# them (a fresh machine builds them: about BUILD_MINUTES minutes).
+# them (a fresh machine builds them: about 3 minutes for the images plus the mmdebstrap root).
 export VHDPREP_FIXTURE_CACHE=${VHDPREP_FIXTURE_CACHE:-/var/cache/vhdprep-fixtures}
 echo "== fixtures (cache: $VHDPREP_FIXTURE_CACHE)" >&2
 fixtures/build-images.sh
