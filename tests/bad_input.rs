@@ -199,15 +199,7 @@ fn differencing_disk_names_its_parent() {
     let raw = p(d.path(), "a.raw");
     sparse_raw(&raw, 8 * MIB, &[(0, 4096)]);
     let vhd = p(d.path(), "child.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &vhd, "");
     make_differencing(&vhd);
     let (v, code) = info_json(&vhd);
     assert_eq!(v["format"], "vhd-differencing");
@@ -234,15 +226,7 @@ fn corrupt_dynamic_header_is_reported_not_read() {
     let raw = p(d.path(), "a.raw");
     sparse_raw(&raw, 8 * MIB, &[(0, 4096)]);
     let vhd = p(d.path(), "dyn.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &vhd, "");
     // Block size field (header offset 32) set to a non-power of two.
     let f = std::fs::OpenOptions::new().write(true).open(&vhd).unwrap();
     f.write_all_at(&3000u32.to_be_bytes(), 512 + 32).unwrap();

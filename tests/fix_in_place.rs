@@ -124,17 +124,7 @@ fn misaligned_qemu_vhd_is_realigned() {
     let raw = p(d.path(), "src.raw");
     sparse_raw(&raw, 3 * GIB + 4096, &[(0, 65536), (3 * GIB, 4096)]);
     let vhd = p(d.path(), "chs.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=fixed",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &vhd, "subformat=fixed");
     let orig = p(d.path(), "orig.vhd");
     sparse_copy(&vhd, &orig);
     let old_size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
@@ -161,17 +151,7 @@ fn bad_checksum_and_odd_fields_are_rewritten() {
     let vhd = p(d.path(), "x.vhd");
     let raw = p(d.path(), "x.raw");
     sparse_raw(&raw, 32 * MIB, &[(0, 8192)]);
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=fixed,force_size=on",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &vhd, "subformat=fixed,force_size=on");
     let mut f = footer_of(&vhd);
     let id = f.unique_id;
     f.original_size = 7;
@@ -236,15 +216,7 @@ fn dry_run_writes_nothing_and_dynamic_is_refused() {
     assert_eq!(out.status.code(), Some(2));
     assert_eq!(read(&raw), before);
     let dynamic = p(d.path(), "d.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        raw.to_str().unwrap(),
-        dynamic.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &dynamic, "");
     let before = read(&dynamic);
     let out = fix(&dynamic);
     assert_eq!(out.status.code(), Some(2));

@@ -321,17 +321,7 @@ fn dynamic_and_fixed_vhds_of_a_layout_read_the_same_guest() {
         ("fixed.vhd", "subformat=fixed,force_size=on"),
     ] {
         let vhd = p(d.path(), name);
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            opts,
-            img.to_str().unwrap(),
-            vhd.to_str().unwrap(),
-        ]);
+        qemu_vhd_from_raw(&img, &vhd, opts);
         let out = run(&["cat", vhd.to_str().unwrap(), "/etc/waagent.conf"]);
         assert!(
             out.status.success(),

@@ -114,17 +114,7 @@ fn fix_realign_killed_at_every_step() {
     let raw = p(d.path(), "src.raw");
     sparse_raw(&raw, 50 * MIB + 512, &[(0, 4096), (50 * MIB, 512)]);
     let vhd = p(d.path(), "orig.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=fixed",
-        raw.to_str().unwrap(),
-        vhd.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &vhd, "subformat=fixed");
     let size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
     assert_ne!(size % MIB, 0);
     kill_at_every_step(&vhd, "vpc", size.div_ceil(MIB) * MIB);

@@ -88,17 +88,7 @@ fn qemu_reads_our_conversion_of_a_qemu_dynamic_vhd() {
     let d = tempdir();
     let raw = awkward_raw(d.path());
     let dynamic = p(d.path(), "dyn.vhd");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=dynamic",
-        raw.to_str().unwrap(),
-        dynamic.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &dynamic, "subformat=dynamic");
     let (v, _) = info_json(&dynamic);
     assert_eq!(v["format"], "vhd-dynamic");
     assert!(finding_ids(&v).contains(&"VHD-002".to_string()));
@@ -124,17 +114,7 @@ fn qemu_reads_our_conversion_of_a_misaligned_qemu_fixed_vhd() {
     let raw = awkward_raw(d.path());
     let fixed = p(d.path(), "chs.vhd");
     // Without force_size qemu-img rounds the size to CHS geometry, not to a MiB.
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vpc",
-        "-o",
-        "subformat=fixed",
-        raw.to_str().unwrap(),
-        fixed.to_str().unwrap(),
-    ]);
+    qemu_vhd_from_raw(&raw, &fixed, "subformat=fixed");
     let (v, code) = info_json(&fixed);
     assert_eq!(v["size_source"], "geometry");
     assert_eq!(v["virtual_size"], qemu_info(&fixed, "vpc")["virtual-size"]);
@@ -169,17 +149,7 @@ fn we_read_qemu_fixed_vhds_byte_for_byte() {
         ("dynforce.vhd", "subformat=dynamic,force_size=on"),
     ] {
         let vhd = p(d.path(), name);
-        qemu_img(&[
-            "convert",
-            "-f",
-            "raw",
-            "-O",
-            "vpc",
-            "-o",
-            opts,
-            raw.to_str().unwrap(),
-            vhd.to_str().unwrap(),
-        ]);
+        qemu_vhd_from_raw(&raw, &vhd, opts);
         let ours = virtual_bytes(&vhd);
         let qemu_size = qemu_info(&vhd, "vpc")["virtual-size"].as_u64().unwrap();
         assert_eq!(

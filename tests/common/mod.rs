@@ -163,3 +163,14 @@ pub fn sparse_copy(from: &Path, to: &Path) {
     );
     assert!(out.status.success(), "cp failed");
 }
+
+/// `qemu-img convert -f raw -O vpc [-o OPTS] src dst`: a VHD written by qemu-img (the
+/// reference writer). `opts` empty means qemu-img's default (dynamic, CHS-rounded size).
+pub fn qemu_vhd_from_raw(src: &Path, dst: &Path, opts: &str) {
+    let mut args = vec!["convert", "-f", "raw", "-O", "vpc"];
+    if !opts.is_empty() {
+        args.extend(["-o", opts]);
+    }
+    args.extend([src.to_str().unwrap(), dst.to_str().unwrap()]);
+    qemu_img(&args);
+}
