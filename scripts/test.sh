@@ -35,6 +35,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
 fi
 
+# The tests compare netplan YAML with PyYAML's reading.
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q PyYAML
+
 # Real images built by real tools (mmdebstrap, mkfs.*, sgdisk, LVM): built when missing or
 # when fixtures/ changed, cached outside the checkout so that later runs on this machine reuse
 # them (a fresh machine builds them: about 3 minutes for the images plus the mmdebstrap root).
