@@ -154,6 +154,17 @@ pub trait FileSystem: Send + Sync {
     fn read_file(&self, path: &[u8], limit: u64) -> FsResult<Vec<u8>>;
 }
 
+/// The message of a caught panic (from third-party parsers run under `catch_unwind`).
+pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
+    if let Some(s) = p.downcast_ref::<&str>() {
+        (*s).to_string()
+    } else if let Some(s) = p.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "unknown panic".to_string()
+    }
+}
+
 /// Splits a normalised path into its components: `/a/b` → `["a", "b"]`; `/` → `[]`.
 pub fn split_path(path: &[u8]) -> impl DoubleEndedIterator<Item = &[u8]> {
     path.split(|&b| b == b'/').filter(|c| !c.is_empty())

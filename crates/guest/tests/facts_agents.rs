@@ -8,6 +8,8 @@
 //!
 //! A missing fixture or tool fails the test with what to install or run; nothing is skipped.
 
+mod fixture_images;
+use fixture_images::{fixture, fixture_dir};
 use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -20,26 +22,6 @@ use vhdprep_guest::GuestTree;
 
 /// Layouts whose guests differ in how the tree is assembled (plain ext4, LVM, /var apart).
 const LAYOUTS: [&str; 3] = ["gen2-gpt-ext4", "rhel-lvm", "separate-var"];
-
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache"))
-}
-
-fn fixture(name: &str) -> (PathBuf, Value) {
-    let dir = fixture_dir();
-    let img = dir.join(format!("{name}.raw"));
-    let man = dir.join(format!("{name}.json"));
-    assert!(
-        img.exists() && man.exists(),
-        "fixture {name} missing in {}: build it with `fixtures/build-images.sh` \
-         (scripts/test.sh does)",
-        dir.display()
-    );
-    let m = serde_json::from_slice(&std::fs::read(&man).unwrap()).expect("manifest JSON");
-    (img, m)
-}
 
 /// Runs a tool, failing with the Debian package that provides it when it is missing.
 fn tool(cmd: &mut Command, package: &str) -> String {

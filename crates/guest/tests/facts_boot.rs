@@ -11,31 +11,14 @@
 //!
 //! A missing image or tool fails the test, naming the build script or the Debian package.
 
+mod fixture_images;
+use fixture_images::fixture;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use vhdprep_disk::{DiskImage, ReadAt};
 use vhdprep_guest::facts::boot::{boot_facts, BootFacts, LoaderRole};
 use vhdprep_guest::{assemble, discover};
-
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache"))
-}
-
-fn fixture(name: &str) -> (PathBuf, Value) {
-    let dir = fixture_dir();
-    let img = dir.join(format!("{name}.raw"));
-    let man = dir.join(format!("{name}.json"));
-    assert!(
-        img.exists() && man.exists(),
-        "fixture {name} missing in {}: build it with `fixtures/build-images.sh` (scripts/test.sh does)",
-        dir.display()
-    );
-    let m = serde_json::from_slice(&std::fs::read(&man).unwrap()).expect("manifest JSON");
-    (img, m)
-}
 
 /// Fails unless `cmd` is on PATH, naming the Debian package that provides it.
 fn need_tool(cmd: &str, package: &str) {

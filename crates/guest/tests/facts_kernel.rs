@@ -11,6 +11,8 @@
 //!
 //! A missing tool or fixture fails the test naming the Debian package or build script.
 
+mod fixture_images;
+use fixture_images::fixture_dir;
 use std::collections::BTreeSet;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -59,12 +61,6 @@ fn ours(data: &[u8]) -> (initramfs::Listing, BTreeSet<String>) {
     let l = initramfs::list(data);
     let set = l.members.iter().map(|m| norm(&m.name)).collect();
     (l, set)
-}
-
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache"))
 }
 
 const IMAGES: [&str; 7] = [

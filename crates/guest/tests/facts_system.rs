@@ -6,6 +6,8 @@
 //!
 //! A missing fixture or tool fails with what to install or run; nothing is skipped.
 
+mod fixture_images;
+use fixture_images::fixture;
 use serde_json::Value as Json;
 use std::collections::BTreeSet;
 use std::os::unix::fs::MetadataExt;
@@ -27,25 +29,6 @@ const LAYOUTS: [&str; 7] = [
     "rhel-lvm",
     "separate-var",
 ];
-
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../fixtures/cache"))
-}
-
-fn fixture(name: &str) -> (PathBuf, Json) {
-    let dir = fixture_dir();
-    let img = dir.join(format!("{name}.raw"));
-    let man = dir.join(format!("{name}.json"));
-    assert!(
-        img.exists() && man.exists(),
-        "fixture {name} missing in {}: build it with `fixtures/build-images.sh` (scripts/test.sh does)",
-        dir.display()
-    );
-    let m = serde_json::from_slice(&std::fs::read(&man).unwrap()).expect("manifest JSON");
-    (img, m)
-}
 
 /// Runs a tool, failing with the Debian package to install when it is missing.
 fn tool(cmd: &mut Command, package: &str) -> std::process::Output {

@@ -85,16 +85,6 @@ fn map_err(e: Ext4Error, path: &[u8]) -> FsError {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
-
 /// Opens the ext2/3/4 filesystem of `vol`, read-only (the journal is read, never replayed
 /// onto the volume).
 pub fn open(vol: Volume) -> FsResult<Ext4Fs> {
@@ -114,7 +104,7 @@ pub fn open(vol: Volume) -> FsResult<Ext4Fs> {
                 Err(p) => {
                     let _ = ready_tx.send(Err(corrupt(format!(
                         "ext4-view panicked while loading: {}",
-                        panic_text(&*p)
+                        crate::api::panic_text(&*p)
                     ))));
                     return;
                 }

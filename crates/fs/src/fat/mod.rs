@@ -65,16 +65,6 @@ fn map_io(e: std::io::Error, budget: &Budget) -> FsError {
     }
 }
 
-fn panic_text(p: &(dyn std::any::Any + Send)) -> String {
-    if let Some(s) = p.downcast_ref::<&str>() {
-        (*s).to_string()
-    } else if let Some(s) = p.downcast_ref::<String>() {
-        s.clone()
-    } else {
-        "unknown panic".to_string()
-    }
-}
-
 /// Opens the FAT filesystem of `vol`, read-only: validates the boot sector and mounts once
 /// to check that `fatfs` accepts it.
 pub fn open(vol: Volume) -> FsResult<FatFs> {
@@ -125,7 +115,10 @@ impl FatFs {
         match result {
             Ok(Err(_)) if b.was_spent() => Err(corrupt(io::BUDGET_SPENT)),
             Ok(r) => r,
-            Err(p) => Err(corrupt(format!("fatfs panicked: {}", panic_text(&*p)))),
+            Err(p) => Err(corrupt(format!(
+                "fatfs panicked: {}",
+                crate::api::panic_text(&*p)
+            ))),
         }
     }
 }

@@ -451,19 +451,7 @@ pub fn gather(g: &GuestTree, net: &NetworkFacts) -> GeneralizationFacts {
     f.dbus_machine_id = machine_id(g, "/var/lib/dbus/machine-id");
     // NET-002: generator masked.
     f.persistent_net_generator_masked =
-        match stat(g, "/etc/udev/rules.d/75-persistent-net-generator.rules") {
-            Some(PathFact {
-                kind: FileKind::Symlink,
-                target: Some(t),
-                ..
-            }) => t == "/dev/null",
-            Some(PathFact {
-                kind: FileKind::File,
-                size: 0,
-                ..
-            }) => true,
-            _ => false,
-        };
+        stat(g, "/etc/udev/rules.d/75-persistent-net-generator.rules").is_some_and(|p| p.is_mask());
     f
 }
 

@@ -92,6 +92,18 @@ pub struct PathFact {
     pub target: Option<String>,
 }
 
+impl PathFact {
+    /// True when the path masks what it names, the way systemd and udev read it: a link to
+    /// `/dev/null` or an empty regular file.
+    pub fn is_mask(&self) -> bool {
+        match self.kind {
+            FileKind::Symlink => self.target.as_deref() == Some("/dev/null"),
+            FileKind::File => self.size == 0,
+            _ => false,
+        }
+    }
+}
+
 /// A line of a file, as evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct LineRef {

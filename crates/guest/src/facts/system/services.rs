@@ -66,19 +66,7 @@ pub fn unit_state(g: &GuestTree, unit: &str) -> UnitState {
         }) if t != "/dev/null" => Some(t.clone()),
         _ => None,
     };
-    let masked = match etc_fact {
-        Some(PathFact {
-            kind: FileKind::Symlink,
-            target: Some(t),
-            ..
-        }) => t == "/dev/null",
-        Some(PathFact {
-            kind: FileKind::File,
-            size: 0,
-            ..
-        }) => true,
-        _ => false,
-    };
+    let masked = etc_fact.as_ref().is_some_and(PathFact::is_mask);
     let file = UNIT_DIRS
         .iter()
         .map(|d| format!("{d}/{unit}"))
