@@ -1,6 +1,7 @@
 //! Argument parsing and dispatch. Each subcommand lives in its own module and returns an exit
 //! status; errors print one line naming the file and the problem.
 
+mod check;
 mod convert;
 mod fix;
 mod guest;
@@ -68,6 +69,9 @@ enum Command {
     Ls(guest::LsArgs),
     /// Print a file of the guest (links resolve inside the guest, never on the host).
     Cat(guest::CatArgs),
+    /// Every Azure prerequisite: container, boot, kernel, agents, generalization. Exit 0 pass,
+    /// 1 a finding at or above --fail-on, 2 unreadable image or wrong arguments.
+    Check(check::CheckArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -91,6 +95,7 @@ pub fn run() -> i32 {
         Command::Inspect(a) => guest::run_inspect(a),
         Command::Ls(a) => guest::run_ls(a),
         Command::Cat(a) => guest::run_cat(a),
+        Command::Check(a) => check::run(a),
     };
     match result {
         Ok(code) => code,

@@ -52,6 +52,31 @@ pub struct Finding {
     /// How to fix it, as a command where one exists.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remediation: Option<String>,
+    /// Where it was seen, in a form reports can point at (SARIF regions, editors).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub location: Option<Location>,
+}
+
+/// A place in an image that a finding points at.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Location {
+    /// Bytes of the image file (container) or of the virtual disk.
+    Disk {
+        /// Byte offset from the start of the file.
+        offset: u64,
+        /// How many bytes, when a range is meant.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        length: Option<u64>,
+    },
+    /// A path inside the guest (as the guest sees it, `/etc/waagent.conf`).
+    Guest {
+        /// Absolute guest path.
+        path: String,
+        /// 1-based line, when a line is meant.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        line: Option<usize>,
+    },
 }
 
 impl Finding {
@@ -63,12 +88,28 @@ impl Finding {
             message: message.into(),
             evidence: None,
             remediation: None,
+            location: None,
         }
     }
 
     /// Adds where the problem was seen.
     pub fn with_evidence(mut self, evidence: impl Into<String>) -> Self {
         self.evidence = Some(evidence.into());
+        self
+    }
+
+    /// Points the finding at a byte range of the image.
+    pub fn at_disk(mut self, offset: u64, length: Option<u64>) -> Self {
+        self.location = Some(Location::Disk { offset, length });
+        self
+    }
+
+    /// Points the finding at a guest path (and line).
+    pub fn at_guest(mut self, path: impl Into<String>, line: Option<usize>) -> Self {
+        self.location = Some(Location::Guest {
+            path: path.into(),
+            line,
+        });
         self
     }
 

@@ -1,0 +1,186 @@
+//! Everything the rules judge, gathered once: the container report, the partition table and
+//! volumes, the assembled guest, and every guest fact. Rules read this; they never read the
+//! image themselves.
+
+use crate::policy::Policy;
+use crate::verdict::{self, Derived};
+use vhdprep_disk::{DiskImage, SharedDisk};
+use vhdprep_guest::elf::Architecture;
+use vhdprep_guest::facts::{
+    agents::{agent_facts, AgentFacts},
+    boot::{boot_facts, BootFacts},
+    kernel::{kernel_facts, KernelFacts},
+    system::{system_facts, SystemFacts},
+};
+use vhdprep_guest::inspect::{architecture, os, OsReport};
+use vhdprep_guest::{assemble, discover, Discovery, Guest};
+use vhdprep_partition::PartitionError;
+
+/// Why an image cannot be checked at all (exit status 2).
+#[derive(Debug, thiserror::Error)]
+pub enum CheckError {
+    /// Reading the disk failed with an operating-system error.
+    #[error("{path}: {source}")]
+    Read {
+        /// The image.
+        path: String,
+        /// What failed.
+        source: PartitionError,
+    },
+}
+
+/// A data disk given with `--data-disk`: only its container and size are judged.
+#[derive(Debug)]
+pub struct DataDisk<'a> {
+    /// The opened image.
+    pub image: &'a DiskImage,
+    /// Its path, as given.
+    pub file: String,
+    /// Its container report (VHD-001..007 findings included).
+    pub container: vhdprep_disk::ContainerReport,
+}
+
+/// The facts of one OS disk and its data disks, and the verdicts derived from them.
+pub struct Context<'a> {
+    /// What the user declared and how strict to be.
+    pub policy: &'a Policy,
+    /// The OS disk.
+    pub image: &'a DiskImage,
+    /// Its path, as given.
+    pub file: String,
+    /// The container: format, footer, sizes, VHD-001..007/014/015 findings.
+    pub container: vhdprep_disk::ContainerReport,
+    /// The virtual disk, when the container can be read.
+    pub disk: Option<SharedDisk>,
+    /// Why the guest was not examined (unreadable container, no partition table usable).
+    pub unexamined: Option<String>,
+    /// The partition table and volumes.
+    pub discovery: Option<Discovery>,
+    /// The partition table could not be used at all (both GPT copies broken, ...).
+    pub table_error: Option<String>,
+    /// The assembled guest, when a root filesystem was found.
+    pub guest: Option<Guest>,
+    /// os-release of the guest.
+    pub os: Option<OsReport>,
+    /// Architecture from ELF headers, and the binary it came from.
+    pub architecture: Option<(Architecture, String)>,
+    /// BIOS and UEFI boot chain.
+    pub boot: Option<BootFacts>,
+    /// Kernels, initramfs images, blacklists, command lines.
+    pub kernel: Option<KernelFacts>,
+    /// waagent, cloud-init, provisioning path.
+    pub agents: Option<AgentFacts>,
+    /// Generalization leftovers, users, ssh, swap, network, services.
+    pub system: Option<SystemFacts>,
+    /// Data disks.
+    pub data_disks: Vec<DataDisk<'a>>,
+    /// Verdicts derived from all of the above.
+    pub derived: Derived,
+}
+
+impl<'a> Context<'a> {
+    /// Reads everything the rules need from the image. Only an I/O error while reading the
+    /// partition table is fatal; unusable containers and tables become findings.
+    pub fn gather(
+        image: &'a DiskImage,
+        data_disks: &'a [DiskImage],
+        policy: &'a Policy,
+    ) -> Result<Context<'a>, CheckError> {
+        let file = image.path().display().to_string();
+        let mut ctx = Context {
+            policy,
+            image,
+            file: file.clone(),
+            container: image.report(),
+            disk: None,
+            unexamined: None,
+            discovery: None,
+            table_error: None,
+            guest: None,
+            os: None,
+            architecture: None,
+            boot: None,
+            kernel: None,
+            agents: None,
+            system: None,
+            data_disks: data_disks
+                .iter()
+                .map(|d| DataDisk {
+                    image: d,
+                    file: d.path().display().to_string(),
+                    container: d.report(),
+                })
+                .collect(),
+            derived: Derived::default(),
+        };
+        match image.disk() {
+            Ok(disk) => {
+                ctx.disk = Some(disk.clone());
+                match discover(disk.clone()) {
+                    Ok(d) => ctx.discovery = Some(d),
+                    Err(e @ PartitionError::Io { .. }) => {
+                        return Err(CheckError::Read {
+                            path: file,
+                            source: e,
+                        })
+                    }
+                    Err(e) => {
+                        ctx.table_error = Some(e.to_string());
+                        ctx.unexamined = Some(format!("the partition table is unusable: {e}"));
+                    }
+                }
+            }
+            Err(e) => ctx.unexamined = Some(format!("the virtual disk cannot be read: {e}")),
+        }
+        if let Some(d) = &ctx.discovery {
+            ctx.guest = assemble(&d.volumes);
+            if ctx.guest.is_none() {
+                ctx.unexamined =
+                    Some("no root filesystem (with /etc/os-release) was found".to_string());
+            }
+            if let (Some(disk), Some(table)) = (&ctx.disk, &d.table) {
+                ctx.boot = Some(boot_facts(
+                    disk.as_ref(),
+                    table,
+                    &d.volumes,
+                    ctx.guest.as_ref().map(|g| &g.tree),
+                ));
+            }
+        }
+        if let Some(g) = &ctx.guest {
+            ctx.os = os(g);
+            ctx.architecture = architecture(g);
+            let kernel = kernel_facts(&g.tree);
+            let cmdline: Vec<String> = kernel
+                .cmdlines
+                .effective
+                .as_ref()
+                .map(|c| c.args.clone())
+                .unwrap_or_default();
+            ctx.agents = Some(agent_facts(&g.tree, &cmdline));
+            ctx.kernel = Some(kernel);
+            ctx.system = Some(system_facts(&g.tree, &g.fstab));
+        }
+        ctx.derived = verdict::derive(&ctx);
+        Ok(ctx)
+    }
+
+    /// The guest tree, when a root was found.
+    pub fn tree(&self) -> Option<&vhdprep_guest::GuestTree> {
+        self.guest.as_ref().map(|g| &g.tree)
+    }
+
+    /// The guest's os-release ID and ID_LIKE, lower case.
+    pub fn os_ids(&self) -> Vec<String> {
+        let Some(o) = &self.os else { return Vec::new() };
+        o.id.iter()
+            .chain(o.id_like.iter())
+            .map(|s| s.to_ascii_lowercase())
+            .collect()
+    }
+
+    /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).
+    pub fn os_is(&self, family: &str) -> bool {
+        self.os_ids().iter().any(|i| i == family)
+    }
+}

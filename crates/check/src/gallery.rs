@@ -1,0 +1,1 @@
+//! PLACEHOLDER: gallery image-definition fields not written yet.
