@@ -241,7 +241,7 @@ mod tests {
             &p,
             "generation = \"v2\"\nos-state = \"generalized\"\nmarketplace = true\n\
              security-type = \"trusted-launch-supported\"\nnvme = true\n\
-             accelerated-networking = true\nfail-on = \"warning\"\nallow = [\"boot-012\"]\n\
+             accelerated-networking = true\nfail-on = \"warning\"\nallow = [\"vhd-010\"]\n\
              data-disks = [\"data.vhd\"]\n",
         )
         .unwrap();
@@ -255,7 +255,7 @@ mod tests {
             Some(SecurityType::TrustedLaunchSupported)
         );
         assert_eq!(pol.fail_on, Severity::Warning);
-        assert!(pol.allow.contains("BOOT-012"));
+        assert!(pol.allow.contains("VHD-010"));
         assert_eq!(c.data_disks, vec![dir.path().join("data.vhd")]);
     }
 
