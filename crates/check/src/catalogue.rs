@@ -99,35 +99,6 @@ pub fn find(id: &str) -> Option<&'static RuleInfo> {
     all().find(|r| r.id == id)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use std::collections::BTreeSet;
-
-    #[test]
-    fn ids_are_unique_well_formed_and_documented() {
-        let mut seen = BTreeSet::new();
-        for r in all() {
-            assert!(seen.insert(r.id), "duplicate {}", r.id);
-            let (prefix, num) = r.id.split_once('-').expect("ID has a dash");
-            assert!(
-                ["VHD", "BOOT", "KRN", "SYS", "NET", "AGENT", "GEN", "GAL", "CERT"]
-                    .contains(&prefix),
-                "{}",
-                r.id
-            );
-            assert!(
-                num.len() == 3 && num.bytes().all(|b| b.is_ascii_digit()),
-                "{}",
-                r.id
-            );
-            assert!(!r.title.is_empty() && !r.description.is_empty(), "{}", r.id);
-            assert!(r.source.contains('['), "{} needs a source key", r.id);
-            assert_eq!(r.marketplace_only, prefix == "CERT", "{}", r.id);
-        }
-    }
-}
-
 /// A catalogue entry (for the `RULES` tables of the rule modules).
 pub const fn rule(
     id: &'static str,
@@ -158,5 +129,34 @@ impl RuleInfo {
     pub const fn deviating(mut self, why: &'static str) -> RuleInfo {
         self.deviation = Some(why);
         self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn ids_are_unique_well_formed_and_documented() {
+        let mut seen = BTreeSet::new();
+        for r in all() {
+            assert!(seen.insert(r.id), "duplicate {}", r.id);
+            let (prefix, num) = r.id.split_once('-').expect("ID has a dash");
+            assert!(
+                ["VHD", "BOOT", "KRN", "SYS", "NET", "AGENT", "GEN", "GAL", "CERT"]
+                    .contains(&prefix),
+                "{}",
+                r.id
+            );
+            assert!(
+                num.len() == 3 && num.bytes().all(|b| b.is_ascii_digit()),
+                "{}",
+                r.id
+            );
+            assert!(!r.title.is_empty() && !r.description.is_empty(), "{}", r.id);
+            assert!(r.source.contains('['), "{} needs a source key", r.id);
+            assert_eq!(r.marketplace_only, prefix == "CERT", "{}", r.id);
+        }
     }
 }

@@ -187,18 +187,18 @@ impl ConfigFile {
 
     /// The policy this file describes, before command-line overrides.
     pub fn policy(&self) -> Policy {
-        let mut p = Policy::default();
-        p.generation = self.generation;
-        p.os_state = self.os_state;
-        p.marketplace = self.marketplace.unwrap_or(false);
-        p.security_type = self.security_type;
-        p.nvme = self.nvme.unwrap_or(false);
-        p.accelerated_networking = self.accelerated_networking.unwrap_or(false);
-        if let Some(s) = &self.fail_on {
-            p.fail_on = parse_severity(s).unwrap_or(Severity::Error);
+        Policy {
+            generation: self.generation,
+            os_state: self.os_state,
+            marketplace: self.marketplace.unwrap_or(false),
+            security_type: self.security_type,
+            nvme: self.nvme.unwrap_or(false),
+            accelerated_networking: self.accelerated_networking.unwrap_or(false),
+            fail_on: self.fail_on.as_deref().map_or(Severity::Error, |s| {
+                parse_severity(s).unwrap_or(Severity::Error)
+            }),
+            allow: self.allow.iter().map(|s| s.to_ascii_uppercase()).collect(),
         }
-        p.allow = self.allow.iter().map(|s| s.to_ascii_uppercase()).collect();
-        p
     }
 }
 
