@@ -13,7 +13,7 @@ fn raw_fixture_fires_vhd_001_and_fixed_vhd_is_quiet() {
     let r = v.check(&Policy::default());
     assert_fires(&r, "VHD-001", Severity::Error);
     assert!(!r.container.ok);
-    v.to_vhd();
+    v.make_vhd();
     let r = v.check(&Policy::default());
     for id in [
         "VHD-001", "VHD-002", "VHD-003", "VHD-004", "VHD-005", "VHD-006", "VHD-007", "VHD-008",

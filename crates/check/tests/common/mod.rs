@@ -284,7 +284,7 @@ impl Variant {
 
     /// Makes the copy a fixed VHD in place (`vhdprep fix --in-place`, whose output is
     /// compared with qemu-img's in tests/vhd_interop.rs), so container rules stay quiet.
-    pub fn to_vhd(&mut self) -> &mut Self {
+    pub fn make_vhd(&mut self) -> &mut Self {
         let image = DiskImage::open(&self.path).unwrap();
         let plan = vhdprep_disk::write::plan_fix(&image).unwrap();
         drop(image);
