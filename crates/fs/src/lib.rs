@@ -17,6 +17,7 @@
 
 mod api;
 pub mod btrfs;
+pub mod cache;
 pub mod ext4;
 pub mod fat;
 pub mod lvm;

@@ -178,7 +178,7 @@ pub fn open_filesystem(v: &GuestVolume, subvol: Option<&str>) -> FsResult<Arc<dy
         });
     };
     let vol = v.volume.clone();
-    Ok(match p.fs_type {
+    let reader: Arc<dyn FileSystem> = match p.fs_type {
         "ext2" | "ext3" | "ext4" => Arc::new(vhdprep_fs::ext4::open(vol)?),
         "vfat" => Arc::new(vhdprep_fs::fat::open(vol)?),
         "xfs" => Arc::new(vhdprep_fs::xfs::open(vol)?),
@@ -192,5 +192,6 @@ pub fn open_filesystem(v: &GuestVolume, subvol: Option<&str>) -> FsResult<Arc<dy
                 what: "vhdprep does not read this filesystem".into(),
             })
         }
-    })
+    };
+    Ok(Arc::new(vhdprep_fs::cache::CachedFs::new(reader)))
 }

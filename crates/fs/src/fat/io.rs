@@ -7,8 +7,11 @@ use std::io::{self, Read, Seek, SeekFrom, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// Size of the one cached block.
+/// Size of a cached block.
 const CACHE_BLOCK: u64 = 64 << 10;
+/// Blocks kept (least recently used dropped): at least one for the FAT and one for the data
+/// being read, so that following a cluster chain does not re-read a block per cluster.
+const CACHE_BLOCKS: usize = 4;
 /// What each read call costs beyond its bytes, so that many tiny reads count too.
 const CALL_COST: u64 = 32;
 
@@ -52,8 +55,8 @@ pub(crate) struct VolIo {
     vol: Volume,
     pos: u64,
     budget: Arc<Budget>,
-    cache_start: u64,
-    cache: Vec<u8>,
+    /// Cached blocks as (start offset, bytes), most recently used first.
+    cache: Vec<(u64, Vec<u8>)>,
 }
 
 impl VolIo {
@@ -62,9 +65,29 @@ impl VolIo {
             vol,
             pos: 0,
             budget,
-            cache_start: 0,
-            cache: Vec::new(),
+            cache: Vec::with_capacity(CACHE_BLOCKS),
         }
+    }
+
+    /// Moves the block holding `pos` to the front of the cache, reading it if needed.
+    fn load(&mut self, pos: u64, len: u64) -> io::Result<()> {
+        let start = pos - pos % CACHE_BLOCK;
+        if let Some(i) = self.cache.iter().position(|(s, _)| *s == start) {
+            let hit = self.cache.remove(i);
+            self.cache.insert(0, hit);
+            return Ok(());
+        }
+        let n = (len - start).min(CACHE_BLOCK) as usize;
+        let mut block = if self.cache.len() == CACHE_BLOCKS {
+            let (_, mut reuse) = self.cache.pop().expect("cache is full");
+            reuse.resize(n, 0);
+            reuse
+        } else {
+            vec![0u8; n]
+        };
+        self.vol.read_exact_at(&mut block, start)?;
+        self.cache.insert(0, (start, block));
+        Ok(())
     }
 }
 
@@ -80,19 +103,11 @@ impl Read for VolIo {
             self.pos += n as u64;
             return Ok(n);
         }
-        let in_cache =
-            self.pos >= self.cache_start && self.pos < self.cache_start + self.cache.len() as u64;
-        if !in_cache {
-            let start = self.pos - self.pos % CACHE_BLOCK;
-            let n = (len - start).min(CACHE_BLOCK) as usize;
-            let mut block = vec![0u8; n];
-            self.vol.read_exact_at(&mut block, start)?;
-            self.cache_start = start;
-            self.cache = block;
-        }
-        let at = (self.pos - self.cache_start) as usize;
-        let n = buf.len().min(self.cache.len() - at);
-        buf[..n].copy_from_slice(&self.cache[at..at + n]);
+        self.load(self.pos, len)?;
+        let (start, block) = &self.cache[0];
+        let at = (self.pos - start) as usize;
+        let n = buf.len().min(block.len() - at);
+        buf[..n].copy_from_slice(&block[at..at + n]);
         self.pos += n as u64;
         Ok(n)
     }
