@@ -17,7 +17,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         pvcreate:lvm2 cryptsetup:cryptsetup-bin mksquashfs:squashfs-tools xorriso:xorriso
         mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd sbverify:sbsigntool objdump:binutils
         cpio:cpio lsinitramfs:initramfs-tools-core lz4:lz4 xz:xz-utils bzip2:bzip2
-        gzip:gzip sshd:openssh-server python3:python3 strace:strace)
+        gzip:gzip sshd:openssh-server python3:python3 strace:strace
+        xmllint:libxml2-utils)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -37,6 +38,9 @@ fi
 
 # The tests compare netplan YAML with PyYAML's reading.
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q PyYAML
+# The SARIF renderer's tests validate against the OASIS schema, URI formats included.
+python3 -c 'import jsonschema, rfc3986_validator' 2>/dev/null ||
+  python3 -m pip install -q jsonschema rfc3986-validator
 
 # Real images built by real tools (mmdebstrap, mkfs.*, sgdisk, LVM): built when missing or
 # when fixtures/ changed, cached outside the checkout so that later runs on this machine reuse
