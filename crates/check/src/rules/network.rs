@@ -5,7 +5,7 @@
 //! (`vhdprep_guest::facts::system::network`), the cloud-init configuration and the effective
 //! kernel command line.
 
-use super::system::read_small;
+use super::system::{os_name, read_small};
 use super::Collector;
 use crate::catalogue::{rule, RuleInfo};
 use crate::context::Context;
@@ -19,7 +19,8 @@ pub const RULES: &[RuleInfo] = &[
         .deviating("The catalogue names static configurations only; vhdprep also warns when no DHCP configuration exists and neither cloud-init (networking enabled) nor NetworkManager would bring the NIC up."),
     rule("NET-002", Severity::Warning, "No MAC-pinned NIC configuration", "No persistent-net udev rules (70-persistent-net.rules, 85-persistent-net-cloud-init.rules), an unmasked 75-persistent-net-generator.rules, HWADDR=/MACADDR= in ifcfg, or MAC matches in netplan, NetworkManager or networkd files not written by cloud-init: a VM's NIC has a new MAC.", "[SUSE] step 11; [ORACLE]; [WALA] osutil/default.py"),
     rule("NET-003", Severity::Warning, "Interface names match net.ifnames", "With net.ifnames=0 on the effective kernel command line the NIC is eth0; without it, configurations should not hard-code eth0. With it, configurations naming predictable names (ens*, enp*) never match.", "[GENERIC]; [RHEL]; [ORACLE]"),
-    rule("NET-004", Severity::Warning, "SR-IOV VF unmanaged by NetworkManager", "With NetworkManager, the accelerated-networking VF must be unmanaged: 68-azure-sriov-nm-unmanaged.rules (ENV{NM_UNMANAGED}=\"1\") or unmanaged-devices=driver:mlx4_core,driver:mlx5_core. A warning when accelerated networking is declared, information otherwise.", "[RHEL]; [CIV-AZURE] test_68_azure_sriov_nm_unmanaged_rules_file_content"),
+    rule("NET-004", Severity::Info, "SR-IOV VF unmanaged by NetworkManager", "With NetworkManager, the accelerated-networking VF must be unmanaged: 68-azure-sriov-nm-unmanaged.rules (ENV{NM_UNMANAGED}=\"1\") or unmanaged-devices=driver:mlx4_core,driver:mlx5_core. A warning when accelerated networking is declared, information otherwise.", "[RHEL]; [CIV-AZURE] test_68_azure_sriov_nm_unmanaged_rules_file_content")
+        .deviating("The catalogue warns whenever NetworkManager lacks the unmanaged-VF setting; vhdprep warns when accelerated networking is declared (--accelerated-networking) and states it as information otherwise."),
     rule("NET-005", Severity::Error, "No Ubuntu installer leftovers", "curtin/subiquity files in cloud.cfg.d, /etc/cloud/ds-identify.cfg and (on Ubuntu) /etc/netplan/*.yaml must be removed: a warning, an error when they disable cloud-init networking or leave Azure out of the datasource list.", "[UBUNTU]"),
     rule("NET-006", Severity::Warning, "Platform addresses not blocked", "No persistent firewall rule (iptables, nftables, firewalld) drops or rejects traffic to 168.63.129.16 (wire server) or 169.254.169.254 (IMDS); waagent's own rule pair (accept root, drop others) is allowed.", "[AGENT-DOC]; [NO-AGENT]"),
     rule("NET-007", Severity::Info, "waagent and NetworkManager", "On distributions older than RHEL/Oracle Linux 7 the waagent package conflicts with NetworkManager (the package may remove it).", "[GENERIC] Azure Linux Agent considerations; [ORACLE]"),
@@ -719,7 +720,7 @@ fn nm_conflict(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
         return;
     }
     out.push(
-        Finding::new(ID, Severity::Info, format!("on {} {version}, the WALinuxAgent package conflicts with NetworkManager (installing it may remove NetworkManager); RHEL and Oracle Linux 7 and later are fine", os.id.as_deref().unwrap_or("this distribution")))
+        Finding::new(ID, Severity::Info, format!("on {}, the WALinuxAgent package conflicts with NetworkManager (installing it may remove NetworkManager); RHEL and Oracle Linux 7 and later are fine", os_name(ctx)))
             .with_evidence(format!("{} installed; /etc/os-release VERSION_ID={version}", nm.path))
             .with_remediation("use the distribution's network service (network/ifcfg with BOOTPROTO=dhcp) and remove NetworkManager before installing WALinuxAgent"),
     );

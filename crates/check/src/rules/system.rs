@@ -23,14 +23,16 @@ use vhdprep_guest::FstabMount;
 pub const RULES: &[RuleInfo] = &[
     rule("SYS-001", Severity::Error, "SSH server enabled", "An SSH server must be installed and enabled at boot (systemd unit or socket, SysV link, rc.conf): an error for a generalized image, a warning for a specialized one.", "[GENERIC] step 4; [SUSE]; [RHEL]"),
     rule("SYS-002", Severity::Warning, "ClientAliveInterval", "sshd's effective ClientAliveInterval (read as sshd -T reads sshd_config and its includes) should be 180; Marketplace certification accepts 30-235. waagent writes OS.SshClientAliveInterval into sshd_config when it provisions.", "[RHEL]; [MKT-CERT] test 8; [MKT-TEST] TestID 46; [WALA] osutil/default.py conf_sshd, conf.py"),
-    rule("SYS-003", Severity::Error, "No swap on the OS disk", "No fstab swap on a partition or file of the OS disk, no swap files (/swap.img, /swapfile), no enabled systemd swap units: swap belongs on the resource disk (waagent ResourceDisk.EnableSwap or cloud-init). Error for a partition, warning for a file.", "[GENERIC] step 6; [UBUNTU]; [MKT-TEST] TestID 41"),
+    rule("SYS-003", Severity::Error, "No swap on the OS disk", "No fstab swap on a partition or file of the OS disk, no swap files (/swap.img, /swapfile), no enabled systemd swap units: swap belongs on the resource disk (waagent ResourceDisk.EnableSwap or cloud-init). Error for a partition, warning for a file.", "[GENERIC] step 6; [UBUNTU]; [MKT-TEST] TestID 41")
+        .deviating("fstab swap entries marked noauto are never activated; vhdprep reports them as information (BOOT-011 still judges a swap partition itself)."),
     rule("SYS-004", Severity::Warning, "fstab device names", "fstab must name filesystems by UUID=, LABEL=, PARTUUID= or /dev/disk/by-*, never by kernel names such as /dev/sda1 or /dev/nvme0n1p1 (they change with the disk controller); every entry without nofail must resolve to a filesystem of the image. Kernel names are an error for NVMe images.", "[UBUNTU]; [RHEL]; [SUSE]; [DEBIAN]"),
     rule("SYS-005", Severity::Warning, "One resource-disk owner", "Only one agent may own the resource disk: when cloud-init provisions, waagent.conf needs ResourceDisk.Format=n and ResourceDisk.EnableSwap=n; when waagent provisions, cloud-init must not set up ephemeral0.", "[GENERIC] steps 6-7; [RHEL]; [SUSE] step 9; [CIV-AZURE]"),
     rule("SYS-006", Severity::Info, "Time sync", "A time-sync service (chrony, ntpd, systemd-timesyncd) should be enabled; chrony should use the Hyper-V PTP clock (refclock PHC /dev/ptp_hyperv), which needs the ptp_hyperv udev link.", "[TIMESYNC]"),
     rule("SYS-007", Severity::Warning, "Hyper-V daemons", "The Hyper-V daemons (hv_kvp_daemon) should be installed: KVP carries the guest's name and addresses to the host, and cloud-init's Hyper-V telemetry needs it (a warning when that telemetry is configured, information otherwise).", "[GENERIC]; [RHEL]; [CIV-AZURE] test_services_running, test_pkg_wanted"),
-    rule("SYS-008", Severity::Error, "Agent run-time dependencies", "When waagent or cloud-init is installed, the Python interpreter their scripts name must exist (error); OpenSSL (>= 1.0), OpenSSH (>= 5.3) and sfdisk, fdisk, mkfs, parted, chpasswd, sudo, sed, grep, ip, ssh-keygen should be present (warnings). Versions come from the dpkg database where there is one.", "[AGENT-DOC] Requirements; [PROVISIONING]; [MKT-TEST] TestIDs 44/45"),
+    rule("SYS-008", Severity::Error, "Agent run-time dependencies", "When waagent or cloud-init is installed, the Python interpreter their scripts name must exist (error); OpenSSL (>= 1.0), OpenSSH (>= 5.3) and sfdisk, fdisk, mkfs, parted, chpasswd, sudo, sed, grep, ip, ssh-keygen should be present (warnings). Versions come from the dpkg database where there is one.", "[AGENT-DOC] Requirements; [PROVISIONING]; [MKT-TEST] TestIDs 44/45")
+        .deviating("Judged only when waagent or cloud-init is installed (without an agent AGENT-001 reports the image); versions only from dpkg, rpm databases are not read."),
     rule("SYS-009", Severity::Warning, "Shell histories cleared", "Every /root and /home/* .bash_history must be at most 1 KB (Marketplace certification fails above); other history files (.zsh_history, .python_history, .mysql_history, .lesshst) are reported as information.", "[MKT-CERT]; [MKT-TEST] TestID 48; [GENERIC] step 8"),
-    rule("SYS-010", Severity::Error, "No default credentials", "A generalized image ships no usable password hash for root or login users and no authorized_keys: a warning, an error for the Marketplace.", "[MKT-CERT] Default credentials; [GENERIC]"),
+    rule("SYS-010", Severity::Warning, "No default credentials", "A generalized image ships no usable password hash for root or login users and no authorized_keys: a warning, an error for the Marketplace.", "[MKT-CERT] Default credentials; [GENERIC]"),
     rule("SYS-011", Severity::Warning, "SUSE DHCP hostname and sudoers", "SUSE only: DHCLIENT_SET_HOSTNAME=\"no\" in /etc/sysconfig/network/dhcp, and no 'Defaults targetpw' or 'ALL ALL=(ALL) ALL' in /etc/sudoers.", "[SUSE] steps 12-13"),
     rule("SYS-012", Severity::Info, "Azure OS type", "Every Linux or BSD guest is registered with osType Linux.", "[OPENBSD]"),
 ];
@@ -806,7 +808,8 @@ fn is_suse(ctx: &Context) -> bool {
         .any(|i| i == "suse" || i == "sles" || i == "sled" || i.starts_with("opensuse"))
 }
 
-fn os_name(ctx: &Context) -> String {
+/// The guest's PRETTY_NAME (else NAME, else ID).
+pub(crate) fn os_name(ctx: &Context) -> String {
     ctx.os
         .as_ref()
         .and_then(|o| {
