@@ -254,7 +254,8 @@ fn build_leftovers_fire_system_rules() {
     );
 }
 
-/// A swap partition made with sfdisk and mkswap on an MBR disk, named by UUID in fstab.
+/// A swap partition made with sfdisk and mkswap on an MBR disk, named by UUID in fstab, on
+/// an image where waagent provisions.
 #[test]
 fn swap_partition_in_fstab_is_an_error() {
     let mut v = Variant::of("gen1-mbr-ext4");
@@ -297,10 +298,31 @@ fn swap_partition_in_fstab_is_an_error() {
     );
     v.edit("/etc/fstab", |t| {
         format!("{t}UUID={uuid} none swap sw 0 0\n")
-    });
+    })
+    // waagent provisions here (cloud-init disabled), so it owns the resource disk and
+    // writes its own ClientAliveInterval into sshd_config.
+    .edit("/etc/waagent.conf", |t| {
+        format!(
+            "{}OS.SshClientAliveInterval=300\n",
+            t.replace(
+                "Provisioning.Agent=cloud-init",
+                "Provisioning.Agent=waagent"
+            )
+        )
+    })
+    .write("/etc/cloud/cloud-init.disabled", "");
     let r = &reports(&v.path, &[Policy::default()])[0];
     let swap = assert_fires(r, "SYS-003", Severity::Error);
     assert!(swap[0].message.contains("partition 2"), "{swap:?}");
+    assert_eq!(r.provisioning.agent, "waagent", "{:?}", r.provisioning);
+    let alive = assert_fires(r, "SYS-002", Severity::Warning);
+    assert!(
+        alive[0]
+            .message
+            .contains("waagent provisions and writes ClientAliveInterval 300"),
+        "{alive:?}"
+    );
+    assert_quiet(r, "SYS-005");
     // Debian, not SUSE.
     let (st, why) = status(r, "SYS-011");
     assert_eq!(st, RuleStatus::Skipped);

@@ -13,7 +13,7 @@ use vhdprep_finding::{Finding, Severity};
 use vhdprep_guest::assemble::find_volume;
 use vhdprep_guest::facts::agents::{ConflictKind, Evidence, Provisioner};
 use vhdprep_guest::facts::system::ssh::{sshd_seconds, SshFacts, SSHD_CONFIG};
-use vhdprep_guest::facts::system::swap::SwapUnit;
+use vhdprep_guest::facts::system::swap::{FstabSwap, SwapUnit};
 use vhdprep_guest::facts::system::users::PasswordField;
 use vhdprep_guest::facts::system::SystemFacts;
 use vhdprep_guest::fstab::{device_ref, DeviceRef, FstabEntry};
@@ -94,26 +94,23 @@ pub(crate) fn read_small(ctx: &Context, path: &str) -> Option<String> {
 
 // ---- SYS-001 ------------------------------------------------------------------------------
 
-/// How sshd is started at boot, if it is.
-fn ssh_enabled_by(ssh: &SshFacts) -> Option<String> {
-    if let Some(u) = ssh.units.iter().find(|u| u.enabled()) {
-        return u.wanted_by.first().cloned();
+/// Whether sshd is started at boot: an enabled unit or socket, a SysV start link (only when
+/// no native unit exists: systemd ignores such scripts then), or `sshd_enable="YES"`.
+fn ssh_enabled(ssh: &SshFacts) -> bool {
+    if ssh.units.iter().any(|u| u.enabled()) {
+        return true;
     }
-    // systemd ignores SysV scripts that have a native unit of the same name.
     let native = ssh.units.iter().any(|u| u.file.is_some());
-    if !native {
-        if let Some(l) = ssh.sysv_links.first() {
-            return Some(l.clone());
-        }
+    if !native && !ssh.sysv_links.is_empty() {
+        return true;
     }
-    let rc = ssh.rc_conf_sshd_enable.as_ref()?;
-    let value = rc
-        .text
-        .split_once('=')
-        .map(|(_, v)| v.trim().trim_matches(['"', '\'']));
-    value
-        .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
-        .then(|| format!("{}:{}", rc.path, rc.line))
+    ssh.rc_conf_sshd_enable.as_ref().is_some_and(|rc| {
+        rc.text.split_once('=').is_some_and(|(_, v)| {
+            v.trim()
+                .trim_matches(['"', '\''])
+                .eq_ignore_ascii_case("yes")
+        })
+    })
 }
 
 fn ssh_server(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
@@ -134,7 +131,7 @@ fn ssh_server(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
         );
         return;
     };
-    if ssh_enabled_by(ssh).is_some() {
+    if ssh_enabled(ssh) {
         return;
     }
     let unit = ssh
@@ -243,63 +240,28 @@ fn client_alive(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
 
 const SWAP_FIX: &str = "swap belongs on the resource disk: ResourceDisk.EnableSwap=y with ResourceDisk.SwapSizeMB in waagent.conf when waagent provisions, or cloud-init's mounts/swap on ephemeral0";
 
+/// A swap file path (not a device).
+fn is_file_path(spec: &str) -> bool {
+    spec.starts_with('/') && !spec.starts_with("/dev/")
+}
+
 fn swap(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "SYS-003";
     out.evaluated(ID);
-    let mut files_done: BTreeSet<String> = BTreeSet::new();
+    let mut files_done: BTreeSet<&str> = BTreeSet::new();
     for s in &sys.swap.fstab {
-        let at = |f: Finding| f.at_guest("/etc/fstab", Some(s.line));
-        let sev_if = |sev: Severity| if s.noauto { Severity::Info } else { sev };
-        if let Some(v) = &s.volume {
-            out.push(at(Finding::new(
-                ID,
-                sev_if(Severity::Error),
-                format!(
-                    "fstab line {} puts swap on {v} of the OS disk ({})",
-                    s.line, s.spec
-                ),
-            )
-            .with_evidence(format!(
-                "/etc/fstab line {}: {} swap{}",
-                s.line,
-                s.spec,
-                if s.noauto { " (noauto)" } else { "" }
-            ))
-            .with_remediation(format!(
-                "swapoff -a; delete line {} of /etc/fstab and the swap partition; {SWAP_FIX}",
-                s.line
-            ))));
-        } else if s.spec.starts_with('/') && !s.spec.starts_with("/dev/") {
-            files_done.insert(s.spec.clone());
-            let present = s
-                .file
-                .as_ref()
-                .map_or("not present in the image".to_string(), |f| {
-                    format!("{} bytes", f.size)
-                });
-            out.push(at(Finding::new(
-                ID,
-                sev_if(Severity::Warning),
-                format!(
-                    "fstab line {} activates the swap file {} on the OS disk",
-                    s.line, s.spec
-                ),
-            )
-            .with_evidence(format!(
-                "/etc/fstab line {}: {} swap; {}: {present}",
-                s.line, s.spec, s.spec
-            ))
-            .with_remediation(format!(
-                "swapoff -a; rm -f {}; delete line {} of /etc/fstab; {SWAP_FIX}",
-                s.spec, s.line
-            ))));
+        if s.volume.is_none() && is_file_path(&s.spec) {
+            files_done.insert(&s.spec);
+        }
+        if let Some(f) = fstab_swap(s) {
+            out.push(f);
         }
     }
     for f in sys
         .swap
         .files
         .iter()
-        .filter(|f| !files_done.contains(&f.path))
+        .filter(|f| !files_done.contains(f.path.as_str()))
     {
         out.push(
             Finding::new(
@@ -317,6 +279,57 @@ fn swap(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
             out.push(f);
         }
     }
+}
+
+/// An fstab swap line: error on a volume of the image, warning for a file; entries marked
+/// `noauto` are never activated and only reported. Devices outside the image are not judged.
+fn fstab_swap(s: &FstabSwap) -> Option<Finding> {
+    let noauto = if s.noauto { " (noauto)" } else { "" };
+    let (sev, message, evidence, remediation) = if let Some(v) = &s.volume {
+        (
+            Severity::Error,
+            format!(
+                "fstab line {} puts swap on {v} of the OS disk ({})",
+                s.line, s.spec
+            ),
+            format!("/etc/fstab line {}: {} swap{noauto}", s.line, s.spec),
+            format!(
+                "swapoff -a; delete line {} of /etc/fstab and the swap partition; {SWAP_FIX}",
+                s.line
+            ),
+        )
+    } else if is_file_path(&s.spec) {
+        let present = s
+            .file
+            .as_ref()
+            .map_or("not present in the image".to_string(), |f| {
+                format!("{} bytes", f.size)
+            });
+        (
+            Severity::Warning,
+            format!(
+                "fstab line {} activates the swap file {} on the OS disk",
+                s.line, s.spec
+            ),
+            format!(
+                "/etc/fstab line {}: {} swap{noauto}; {}: {present}",
+                s.line, s.spec, s.spec
+            ),
+            format!(
+                "swapoff -a; rm -f {}; delete line {} of /etc/fstab; {SWAP_FIX}",
+                s.spec, s.line
+            ),
+        )
+    } else {
+        return None;
+    };
+    let sev = if s.noauto { Severity::Info } else { sev };
+    Some(
+        Finding::new("SYS-003", sev, message)
+            .with_evidence(evidence)
+            .with_remediation(remediation)
+            .at_guest("/etc/fstab", Some(s.line)),
+    )
 }
 
 /// An enabled `.swap` unit: error when it names a volume of the image, warning for a file or
@@ -648,7 +661,7 @@ fn interpreter(sys: &SystemFacts, agents: &str, out: &mut Collector) {
     }
     if rt.interpreters.is_empty() && !broken {
         out.push(
-            Finding::new("SYS-008", Severity::Error, format!("{agents} is installed but there is no Python interpreter"))
+            Finding::new("SYS-008", Severity::Error, format!("no Python interpreter is installed, but {agents} run on Python"))
                 .with_evidence("none of /usr/bin/python3, /usr/bin/python, /usr/libexec/platform-python, /usr/local/bin/python3 exists")
                 .with_remediation("install python3"),
         );
