@@ -48,6 +48,10 @@ fn badly_prepared_network_fires() {
         format!("{t}\nauto eth0\niface eth0 inet static\n    address 10.0.0.4/24\n    gateway 10.0.0.1\n")
     })
     .write("/etc/udev/rules.d/70-persistent-net.rules", PERSISTENT_NET)
+    .write(
+        "/etc/sysconfig/network-scripts/ifcfg-eth0",
+        "DEVICE=eth0\nBOOTPROTO=dhcp\nONBOOT=yes\nHWADDR=52:54:00:12:34:56\n",
+    )
     .write("/usr/sbin/NetworkManager", NM_BINARY)
     .write(
         "/etc/cloud/cloud.cfg.d/subiquity-disable-cloudinit-networking.cfg",
@@ -85,7 +89,13 @@ fn badly_prepared_network_fires() {
         .contains("iface eth0 inet static"));
 
     let pinned = assert_fires(r, "NET-002", Severity::Warning);
+    assert_eq!(pinned.len(), 2, "{pinned:?}");
     assert!(pinned[0].message.contains("70-persistent-net.rules"));
+    assert!(pinned[1]
+        .evidence
+        .as_deref()
+        .unwrap()
+        .contains("ifcfg-eth0:4: HWADDR="));
 
     let names = assert_fires(r, "NET-003", Severity::Warning);
     assert!(

@@ -345,34 +345,9 @@ fn is_cloud_init_file(path: &str) -> bool {
         || name.starts_with("10-cloud-init-")
 }
 
-fn mac_pinning(sys: &SystemFacts, out: &mut Collector) {
-    const ID: &str = "NET-002";
-    out.evaluated(ID);
-    let n = &sys.network;
-    for l in sys
-        .generalization
-        .leftovers
-        .iter()
-        .filter(|l| l.item == "persistent-net-rules")
-    {
-        out.push(
-            Finding::new(ID, Severity::Warning, format!("{} pins interface names to the build machine's MAC addresses: a VM's NIC gets another name (eth1) and no configuration", l.fact.path))
-                .with_evidence(format!("{}: {} bytes", l.fact.path, l.fact.size))
-                .with_remediation(format!("rm -f {}", l.fact.path))
-                .at_guest(l.fact.path.clone(), None),
-        );
-    }
-    if let Some(g) = &n.persistent_net_generator {
-        if !sys.generalization.persistent_net_generator_masked {
-            out.push(
-                Finding::new(ID, Severity::Warning, "udev's persistent-net generator is active: at first boot it writes 70-persistent-net.rules pinning eth0 to that VM's MAC, so images made from it lose their network")
-                    .with_evidence(format!("{} present; /etc/udev/rules.d/75-persistent-net-generator.rules does not mask it", g.path))
-                    .with_remediation("ln -s /dev/null /etc/udev/rules.d/75-persistent-net-generator.rules")
-                    .at_guest(g.path.clone(), None),
-            );
-        }
-    }
-    let mut pinned: Vec<(String, Option<usize>, String)> = Vec::new();
+/// MAC-address matches in NIC configurations not written by cloud-init: (path, line, what).
+fn mac_matches(n: &NetworkFacts) -> Vec<(String, Option<usize>, String)> {
+    let mut pinned = Vec::new();
     for f in &n.ifcfg {
         for (k, val) in [("HWADDR", &f.hwaddr), ("MACADDR", &f.macaddr)] {
             if let Some(x) = val {
@@ -409,7 +384,37 @@ fn mac_pinning(sys: &SystemFacts, out: &mut Collector) {
             ));
         }
     }
-    for (path, line, what) in pinned {
+    pinned
+}
+
+fn mac_pinning(sys: &SystemFacts, out: &mut Collector) {
+    const ID: &str = "NET-002";
+    out.evaluated(ID);
+    let n = &sys.network;
+    for l in sys
+        .generalization
+        .leftovers
+        .iter()
+        .filter(|l| l.item == "persistent-net-rules")
+    {
+        out.push(
+            Finding::new(ID, Severity::Warning, format!("{} pins interface names to the build machine's MAC addresses: a VM's NIC gets another name (eth1) and no configuration", l.fact.path))
+                .with_evidence(format!("{}: {} bytes", l.fact.path, l.fact.size))
+                .with_remediation(format!("rm -f {}", l.fact.path))
+                .at_guest(l.fact.path.clone(), None),
+        );
+    }
+    if let Some(g) = &n.persistent_net_generator {
+        if !sys.generalization.persistent_net_generator_masked {
+            out.push(
+                Finding::new(ID, Severity::Warning, "udev's persistent-net generator is active: at first boot it writes 70-persistent-net.rules pinning eth0 to that VM's MAC, so images made from it lose their network")
+                    .with_evidence(format!("{} present; /etc/udev/rules.d/75-persistent-net-generator.rules does not mask it", g.path))
+                    .with_remediation("ln -s /dev/null /etc/udev/rules.d/75-persistent-net-generator.rules")
+                    .at_guest(g.path.clone(), None),
+            );
+        }
+    }
+    for (path, line, what) in mac_matches(n) {
         out.push(at(
             Finding::new(ID, Severity::Warning, format!("{path} binds a NIC configuration to the build machine's MAC address, which no VM has"))
                 .with_evidence(format!("{}: {what}", place(&path, line)))
