@@ -13,6 +13,7 @@
 //! - [`network`]: NIC configuration in every format the rules know, SR-IOV unmanaged rules,
 //!   firewall lines that mention the Azure platform addresses.
 //! - [`services`]: time sync, Hyper-V daemons, and the small systemd enablement helper.
+//! - [`runtime`]: what the agents need at run time: Python, OpenSSL, OpenSSH, system tools.
 //!
 //! Every read is bounded ([`CONFIG_LIMIT`] per configuration file; history files are only
 //! stat'ed, keys only counted), directory listings are capped, and malformed files yield
@@ -20,6 +21,7 @@
 
 pub mod generalization;
 pub mod network;
+pub mod runtime;
 pub mod services;
 pub mod ssh;
 pub mod swap;
@@ -32,6 +34,7 @@ use vhdprep_fs::FileKind;
 
 pub use generalization::GeneralizationFacts;
 pub use network::NetworkFacts;
+pub use runtime::RuntimeFacts;
 pub use services::{ServicesFacts, UnitState};
 pub use ssh::SshFacts;
 pub use swap::SwapFacts;
@@ -61,6 +64,8 @@ pub struct SystemFacts {
     pub network: NetworkFacts,
     /// Time sync and Hyper-V daemons (SYS-006, SYS-007).
     pub services: ServicesFacts,
+    /// Agent run-time dependencies (SYS-008).
+    pub runtime: RuntimeFacts,
 }
 
 /// Gathers the system facts of `guest`; `fstab` is the assembled fstab (for swap entries and
@@ -73,6 +78,7 @@ pub fn system_facts(guest: &GuestTree, fstab: &[FstabMount]) -> SystemFacts {
         ssh: ssh::gather(guest),
         swap: swap::gather(guest, fstab),
         services: services::gather(guest),
+        runtime: runtime::gather(guest),
         users,
         network,
     }

@@ -158,7 +158,26 @@ pub struct NetworkFacts {
     pub openbsd_hostname_if: Vec<LineRef>,
     /// Firewall configuration lines naming [`WIRESERVER`] or [`IMDS`].
     pub firewall_mentions: Vec<LineRef>,
+    /// The NetworkManager daemon binary, when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_manager: Option<PathFact>,
+    /// udev's shipped `75-persistent-net-generator.rules` (old udev writes
+    /// `70-persistent-net.rules` from it), when present.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_net_generator: Option<PathFact>,
 }
+
+/// Where the NetworkManager daemon is installed.
+pub const NETWORK_MANAGER: [&str; 3] = [
+    "/usr/sbin/NetworkManager",
+    "/usr/bin/NetworkManager",
+    "/sbin/NetworkManager",
+];
+/// Where udev ships the persistent-net generator rule.
+pub const PERSISTENT_NET_GENERATOR: [&str; 2] = [
+    "/lib/udev/rules.d/75-persistent-net-generator.rules",
+    "/usr/lib/udev/rules.d/75-persistent-net-generator.rules",
+];
 
 fn ifcfg_file(g: &GuestTree, path: &str, flavor: &'static str, iface: &str) -> Option<IfcfgFile> {
     let text = read_text(g, path)?;
@@ -473,6 +492,13 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             }
         }
     }
+    f.network_manager = NETWORK_MANAGER.iter().find_map(|p| {
+        g.metadata(p.as_bytes())
+            .is_ok_and(|m| m.kind == vhdprep_fs::FileKind::File)
+            .then(|| stat(g, p))
+            .flatten()
+    });
+    f.persistent_net_generator = PERSISTENT_NET_GENERATOR.iter().find_map(|p| stat(g, p));
     f
 }
 
@@ -526,10 +552,13 @@ mod tests {
                 ("/etc/firewalld/zones/public.xml", "<rule><destination address=\"169.254.169.254\"/><drop/></rule>\n"),
                 ("/etc/rc.conf", "ifconfig_hn0=\"DHCP\"\n"),
                 ("/etc/hostname.hvn0", "dhcp\n"),
+                ("/usr/sbin/NetworkManager", "\x7fELF"),
+                ("/lib/udev/rules.d/75-persistent-net-generator.rules", "# gen\n"),
             ],
             &[],
         );
         let f = gather(&g);
+        assert!(f.network_manager.is_some() && f.persistent_net_generator.is_some());
         assert_eq!(f.netplan.len(), 3);
         let np = &f.netplan[0];
         assert!(np.error.is_none());
