@@ -106,7 +106,7 @@ fn gen1_and_hybrid_fixtures() {
 
 #[test]
 fn loader_only_under_efi_debian_is_not_gen2() {
-    let mut v = Variant::of("gen2-gpt-ext4");
+    let v = Variant::of("gen2-gpt-ext4");
     for f in ["BOOTX64.EFI", "grubx64.efi", "mmx64.efi", "fbx64.efi"] {
         v.mtools("mdel", &[&format!("::/EFI/BOOT/{f}")]);
     }
@@ -139,7 +139,7 @@ fn loader_only_under_efi_debian_is_not_gen2() {
 }
 
 #[test]
-fn unsigned_fallback_dkms_device_root_and_missing_initrd() {
+fn unsigned_fallback_and_kernel_dkms_device_root_and_missing_initrd() {
     let mut v = Variant::of("gen2-gpt-ext4");
     let kver = v.manifest["boot"]["kernel"].as_str().unwrap().to_string();
     // GRUB (signed by Debian, not by Microsoft) copied over the shim at the fallback path
@@ -160,6 +160,30 @@ fn unsigned_fallback_dkms_device_root_and_missing_initrd() {
             )
         })
         .remove(&format!("/boot/initrd.img-{kver}"));
+    // the kernel with its Authenticode signature removed by sbsigntool
+    let vmlinuz = v.dir.path().join("vmlinuz");
+    run(
+        Command::new("debugfs")
+            .arg("-R")
+            .arg(format!(
+                "dump -p /boot/vmlinuz-{kver} {}",
+                vmlinuz.display()
+            ))
+            .arg(format!(
+                "{}?offset={}",
+                v.path.display(),
+                v.partition_offset("/")
+            )),
+        "e2fsprogs",
+    );
+    run(
+        Command::new("sbattach").arg("--remove").arg(&vmlinuz),
+        "sbsigntool",
+    );
+    v.write(
+        &format!("/boot/vmlinuz-{kver}"),
+        std::fs::read(&vmlinuz).unwrap(),
+    );
     let tl = Policy {
         security_type: Some(SecurityType::TrustedLaunchSupported),
         nvme: true,
@@ -184,6 +208,20 @@ fn unsigned_fallback_dkms_device_root_and_missing_initrd() {
                 .unwrap()
                 .contains("updates/dkms/nvidia.ko")),
         "{f:#?}"
+    );
+    let unsigned = f
+        .iter()
+        .find(|f| {
+            f.message
+                .contains("kernel image carries no Authenticode signature")
+        })
+        .expect("unsigned kernel reported");
+    assert_eq!(
+        unsigned.location,
+        Some(vhdprep_check::Location::Guest {
+            path: format!("/boot/vmlinuz-{kver}"),
+            line: None
+        })
     );
     assert!(f.iter().all(|f| f.severity == Severity::Warning));
     assert_fires(&r[1], "BOOT-008", Severity::Error);

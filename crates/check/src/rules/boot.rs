@@ -31,16 +31,16 @@ const MAX_DKMS_ENTRIES: usize = 4096;
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
-    rule("BOOT-001", Severity::Error, "Valid partition table", "The disk must carry a valid partition table: MBR signature 0x55AA at LBA 0 and/or a GPT header at LBA 1 with valid CRCs, its backup at the last LBA of the virtual disk.", "UEFI/GPT spec (general knowledge)"),
-    rule("BOOT-002", Severity::Error, "Generation 1 (BIOS) boot", "Gen1 needs BIOS boot code in LBA 0 and a stage 2 it reaches: GRUB core.img in the post-MBR gap (MBR) or in a BIOS boot partition (GPT). Error when the image is declared V1 (or boots neither generation); otherwise information.", "[GEN2]; [LIVECD-UEFI]; [ISSUE-DOCS-38348]"),
-    rule("BOOT-003", Severity::Error, "Generation 2 (UEFI) boot", "Gen2 needs an ESP (FAT) holding the removable-media loader \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI on Arm64); a loader only under \\EFI\\<distro>\\ relies on NVRAM entries that do not travel with a VHD. Error when declared V2 (or booting neither); otherwise information.", "[UBUNTU]; [LIVECD-UEFI]"),
+    rule("BOOT-001", Severity::Error, "Valid partition table", "The disk must carry a valid partition table: MBR signature 0x55AA at LBA 0 and/or a GPT header at LBA 1 with valid CRCs, its backup at the last LBA of the virtual disk.", "UEFI/GPT spec (general knowledge); [GEN2]"),
+    rule("BOOT-002", Severity::Error, "Generation 1 (BIOS) boot", "Gen1 needs BIOS boot code in LBA 0 and a stage 2 it reaches: GRUB core.img in the post-MBR gap (MBR) or in a BIOS boot partition (GPT). Error when the image is declared V1 (or boots neither generation); otherwise information.", "[GEN2]; [LIVECD-UEFI]; [ISSUE-DOCS-38348]").deviating("The catalogue reports information unless V1 is declared; vhdprep also makes it an error when nothing is declared and the disk boots neither generation."),
+    rule("BOOT-003", Severity::Error, "Generation 2 (UEFI) boot", "Gen2 needs an ESP (FAT) holding the removable-media loader \\EFI\\BOOT\\BOOTX64.EFI (BOOTAA64.EFI on Arm64); a loader only under \\EFI\\<distro>\\ relies on NVRAM entries that do not travel with a VHD. Error when declared V2 (or booting neither); otherwise information.", "[UBUNTU]; [LIVECD-UEFI]").deviating("The catalogue reports information unless V2 is declared; vhdprep also makes it an error when nothing is declared and the disk boots neither generation."),
     rule("BOOT-004", Severity::Warning, "GPT for Gen2", "An ESP on an MBR disk is not documented by Azure: Gen2 disks should be GPT.", "[GEN2]; [ISSUE-DOCS-38348]"),
     rule("BOOT-005", Severity::Info, "Hybrid image", "A disk that boots both under BIOS and UEFI may be registered as V1 or V2.", "[LIVECD-UEFI]; [EXPAND-DISKS]"),
     rule("BOOT-006", Severity::Error, "MBR within 2 TiB", "On an MBR disk no partition may start or extend beyond 2 TiB (2^32 sectors).", "[EXPAND-DISKS]"),
     rule("BOOT-007", Severity::Error, "Arm64 is Gen2 only", "Arm64 VMs are Generation 2 only: the image needs \\EFI\\BOOT\\BOOTAA64.EFI and must not be registered as V1.", "[DPSV5]; [TL-FAQ]"),
-    rule("BOOT-008", Severity::Warning, "Secure Boot readiness", "For Trusted Launch (Secure Boot) the fallback loader must be a shim signed by the Microsoft UEFI CA, GRUB and the kernel signed by the distro key, and no unsigned out-of-tree (DKMS) modules needed. Error when the definition will be TrustedLaunchSupported.", "[TL]; [TL-FAQ]; [DEB-SHIM]"),
+    rule("BOOT-008", Severity::Warning, "Secure Boot readiness", "For Trusted Launch (Secure Boot) the fallback loader must be a shim signed by the Microsoft UEFI CA, GRUB and the kernel signed by the distro key, and no unsigned out-of-tree (DKMS) modules needed. Error when the definition will be TrustedLaunchSupported.", "[TL]; [TL-FAQ]; [DEB-SHIM]").deviating("Only the presence of an Authenticode signature on GRUB and on a PE (EFI stub) kernel is checked, not that it chains to the key embedded in shim."),
     rule("BOOT-009", Severity::Warning, "First partition at 1 MiB", "The first partition should start at 1 MiB (LBA 2048) or later; the Marketplace asks for the first 2048 KB to be empty.", "[MKT-CERT]"),
-    rule("BOOT-010", Severity::Warning, "One root partition", "Exactly one filesystem on the OS disk should be a Linux root (cert test 42).", "[MKT-TEST]; [MKT-CERT]"),
+    rule("BOOT-010", Severity::Warning, "One root partition", "Exactly one filesystem on the OS disk should be a Linux root (cert test 42).", "[MKT-TEST]; [MKT-CERT]").deviating("Also warns when no filesystem looks like a Linux root at all."),
     rule("BOOT-011", Severity::Error, "No swap partition", "The OS disk must not carry a swap partition (MBR 0x82, GPT swap type, or a SWAPSPACE2 signature); use the resource disk.", "[GENERIC]; [MKT-TEST]"),
     rule("BOOT-012", Severity::Warning, "No LVM on the OS disk", "Standard partitions are preferred over LVM on the OS disk: VG names clash when the disk is attached to a clone. Information on RHEL-family guests, where LVM is supported.", "[GENERIC]; [UBUNTU]; [DEBIAN]; [ORACLE]; [RHEL]"),
     rule("BOOT-013", Severity::Warning, "Stable root= and boot files", "The default boot entry must reference the root filesystem by UUID, LABEL or PARTUUID (not /dev/sdX or /dev/nvmeXnY), and the kernel and initrd it loads must exist. Error for NVMe-tagged images.", "[UBUNTU]; [RHEL]; [SUSE]; [ORACLE]"),
@@ -226,10 +226,7 @@ fn bios(boot: &BootFacts, g: &GenView, out: &mut Collector) {
 
 /// An ESP whose loaders live only under `\EFI\<distro>\`: (ESP, shim or grub path, the
 /// distro directory).
-fn distro_only_loader<'a>(
-    boot: &'a BootFacts,
-    arch: EfiArch,
-) -> Option<(&'a EspFacts, String, String)> {
+fn distro_only_loader(boot: &BootFacts, arch: EfiArch) -> Option<(&EspFacts, String, String)> {
     boot.uefi.esps.iter().find_map(|esp| {
         let has_fallback = match arch.pe {
             "arm64" => esp.fallback_aa64.is_some(),
