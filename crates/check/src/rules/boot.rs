@@ -23,7 +23,9 @@ pub const MARKETPLACE_FIRST_PARTITION_MIN: u64 = 2048 << 10;
 /// MBR sector addresses are 32 bits: nothing may start or end at or beyond sector 2^32.
 pub const MBR_MAX_SECTORS: u64 = 1 << 32;
 /// Largest kernel image read to look for its Authenticode signature.
-pub const MAX_KERNEL_IMAGE: u64 = 128 << 20;
+pub const MAX_KERNEL_IMAGE: u64 = 64 << 20;
+/// Most kernel images read for their signature (the newest ones).
+pub const MAX_KERNELS_READ: usize = 4;
 /// Most DKMS modules listed in evidence.
 const MAX_LISTED: usize = 8;
 /// Most directory entries looked at in one DKMS directory.
@@ -419,14 +421,21 @@ fn dkms_modules(ctx: &Context) -> Vec<String> {
     found
 }
 
-/// Kernels whose `/boot` image is a PE (EFI stub) without an Authenticode signature.
+/// Kernels whose `/boot` image is a PE (EFI stub) without an Authenticode signature (the
+/// [`MAX_KERNELS_READ`] last in version order, each up to [`MAX_KERNEL_IMAGE`] bytes).
 fn unsigned_kernels(ctx: &Context) -> Vec<String> {
     let (Some(t), Some(k)) = (ctx.tree(), &ctx.kernel) else {
         return Vec::new();
     };
-    k.kernels
+    let images: Vec<&String> = k
+        .kernels
         .iter()
         .filter_map(|k| k.vmlinuz.as_ref())
+        .collect();
+    let newest = images.len().saturating_sub(MAX_KERNELS_READ);
+    images[newest..]
+        .iter()
+        .copied()
         .filter(|p| {
             let Ok(b) = t.read_file(p.as_bytes(), MAX_KERNEL_IMAGE) else {
                 return false;
