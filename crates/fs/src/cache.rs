@@ -13,11 +13,17 @@ pub const MAX_CACHED_ENTRIES: usize = 200_000;
 /// Most metadata and link answers kept; the cache starts afresh beyond.
 pub const MAX_CACHED_PATHS: usize = 100_000;
 
+/// A cached directory listing and its names, for absent-name answers.
+struct Listing {
+    entries: Vec<DirEntry>,
+    names: HashSet<Vec<u8>>,
+}
+
 #[derive(Default)]
 struct State {
     meta: HashMap<Vec<u8>, Metadata>,
     links: HashMap<Vec<u8>, Vec<u8>>,
-    dirs: HashMap<Vec<u8>, (Arc<Vec<DirEntry>>, Arc<HashSet<Vec<u8>>>)>,
+    dirs: HashMap<Vec<u8>, Listing>,
     dir_entries: usize,
 }
 
@@ -80,9 +86,7 @@ impl CachedFs {
             return false;
         };
         let st = self.state();
-        st.dirs
-            .get(parent)
-            .is_some_and(|(_, names)| !names.contains(name))
+        st.dirs.get(parent).is_some_and(|l| !l.names.contains(name))
     }
 }
 
@@ -112,8 +116,8 @@ impl FileSystem for CachedFs {
 
     fn read_dir(&self, path: &[u8]) -> FsResult<Vec<DirEntry>> {
         let k = key(path);
-        if let Some((list, _)) = self.state().dirs.get(&k) {
-            return Ok(list.as_ref().clone());
+        if let Some(l) = self.state().dirs.get(&k) {
+            return Ok(l.entries.clone());
         }
         if self.known_absent(&k) {
             return Err(FsError::NotFound {
@@ -129,7 +133,13 @@ impl FileSystem for CachedFs {
         }
         if list.len() <= MAX_CACHED_ENTRIES {
             st.dir_entries += list.len();
-            st.dirs.insert(k, (Arc::new(list.clone()), Arc::new(names)));
+            st.dirs.insert(
+                k,
+                Listing {
+                    entries: list.clone(),
+                    names,
+                },
+            );
         }
         Ok(list)
     }
