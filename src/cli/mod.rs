@@ -7,6 +7,7 @@ mod fix;
 mod guest;
 mod info;
 mod progress;
+mod rules;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -72,6 +73,8 @@ enum Command {
     /// Every Azure prerequisite: container, boot, kernel, agents, generalization. Exit 0 pass,
     /// 1 a finding at or above --fail-on, 2 unreadable image or wrong arguments.
     Check(check::CheckArgs),
+    /// List the rules `check` evaluates, with severities and sources.
+    Rules(rules::RulesArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -96,6 +99,7 @@ pub fn run() -> i32 {
         Command::Ls(a) => guest::run_ls(a),
         Command::Cat(a) => guest::run_cat(a),
         Command::Check(a) => check::run(a),
+        Command::Rules(a) => rules::run(a),
     };
     match result {
         Ok(code) => code,

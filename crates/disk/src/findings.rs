@@ -27,6 +27,7 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
                 "not a VHD: there is no 'conectix' footer in the last 512 bytes (a raw disk image)",
             )
             .with_evidence(format!("bytes {}..{}", image.file_size().saturating_sub(512), image.file_size()))
+            .at_disk(image.file_size().saturating_sub(512), Some(512))
             .with_remediation(format!(
                 "vhdprep fix --in-place {file}   # appends a footer, no copy; or: vhdprep convert {file} OUT.vhd"
             )),
@@ -38,6 +39,7 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
                 format!("{} image: Azure accepts only fixed VHD", format.name()),
             )
             .with_evidence("signature at offset 0")
+            .at_disk(0, Some(8))
             .with_remediation(format!(
                 "qemu-img convert -O raw {file} disk.raw && vhdprep fix --in-place disk.raw"
             )),
@@ -74,6 +76,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 format!("unknown disk type {t} in the footer; Azure needs 2 (fixed)"),
             )
             .with_evidence(format!("offset {} (footer+60): {t}", at + 60))
+            .at_disk(at + 60, Some(4))
             .with_remediation(fix.clone()),
         );
     }
@@ -90,6 +93,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 f.checksum,
                 f.expected_checksum()
             ))
+            .at_disk(at + 64, Some(4))
             .with_remediation(fix.clone()),
         );
     }
@@ -101,6 +105,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 format!("file format version is 0x{:08x}, not 0x00010000", f.version),
             )
             .with_evidence(format!("offset {} (footer+12)", at + 12))
+            .at_disk(at + 12, Some(4))
             .with_remediation(fix.clone()),
         );
     }
@@ -115,6 +120,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 ),
             )
             .with_evidence(format!("offset {} (footer+16)", at + 16))
+            .at_disk(at + 16, Some(8))
             .with_remediation(fix.clone()),
         );
     }
@@ -129,6 +135,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 ),
             )
             .with_evidence(format!("offset {} (footer+8)", at + 8))
+            .at_disk(at + 8, Some(4))
             .with_remediation(fix.clone()),
         );
     }
@@ -144,6 +151,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 ),
             )
             .with_evidence(format!("offset {} (footer+48, current size): {size}", at + 48))
+            .at_disk(at + 48, Some(8))
             .with_remediation(if image.format() == Format::VhdFixed { fix.clone() } else { format!("vhdprep convert {file} OUT.vhd") }),
         );
         if &f.creator_app == b"qemu" || &f.creator_app == b"qem2" {
@@ -153,7 +161,8 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                     Severity::Info,
                     "written by qemu-img: without `-o subformat=fixed,force_size=on` (and in qemu-img 2.2.1 to 2.5, LP 1490611) it rounds the size to CHS geometry, not to a MiB",
                 )
-                .with_evidence(format!("offset {} (footer+28, creator application): '{}'", at + 28, f.creator_app_text())),
+                .with_evidence(format!("offset {} (footer+28, creator application): '{}'", at + 28, f.creator_app_text()))
+            .at_disk(at + 28, Some(4)),
             );
         }
     }
@@ -204,6 +213,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 ),
             )
             .with_evidence(format!("offset {} (footer+40)", at + 40))
+            .at_disk(at + 40, Some(8))
             .with_remediation(fix.clone()),
         );
     }
@@ -230,6 +240,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 "saved-state flag is set: the disk belongs to a saved VM state",
             )
             .with_evidence(format!("offset {} (footer+84): {}", at + 84, f.saved_state))
+            .at_disk(at + 84, Some(1))
             .with_remediation(fix.clone()),
         );
     }
@@ -245,6 +256,7 @@ fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut
                 at + 8,
                 f.features
             ))
+            .at_disk(at + 8, Some(4))
             .with_remediation(fix),
         );
     }

@@ -46,11 +46,10 @@ pub struct Finding {
     pub severity: Severity,
     /// One sentence saying what is wrong (or what was derived).
     pub message: String,
-    /// Where it was seen: a disk offset or guest path and the value found there.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// Where it was seen: a disk offset or guest path and the value found there (`null` in
+    /// JSON when there is nothing to show).
     pub evidence: Option<String>,
-    /// How to fix it, as a command where one exists.
-    #[serde(skip_serializing_if = "Option::is_none")]
+    /// How to fix it, as a command where one exists (`null` in JSON when there is none).
     pub remediation: Option<String>,
     /// Where it was seen, in a form reports can point at (SARIF regions, editors).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -147,12 +146,12 @@ mod tests {
     }
 
     #[test]
-    fn serializes_lowercase_severity_and_skips_empty_fields() {
+    fn serializes_lowercase_severity_and_null_for_missing_evidence_and_fix() {
         let f = Finding::new("VHD-004", Severity::Error, "not aligned");
         let json = serde_json::to_string(&f).unwrap();
         assert_eq!(
             json,
-            r#"{"id":"VHD-004","severity":"error","message":"not aligned"}"#
+            r#"{"id":"VHD-004","severity":"error","message":"not aligned","evidence":null,"remediation":null}"#
         );
         let f = f.with_evidence("footer offset 48: 1000 bytes");
         let json = serde_json::to_string(&f).unwrap();
