@@ -4,6 +4,7 @@
 mod check;
 mod convert;
 mod fix;
+mod gallery;
 mod guest;
 mod info;
 mod progress;
@@ -72,6 +73,10 @@ enum Command {
     /// Every Azure prerequisite: container, boot, kernel, agents, generalization. Exit 0 pass,
     /// 1 a finding at or above --fail-on, 2 unreadable image or wrong arguments.
     Check(check::CheckArgs),
+    /// The Compute Gallery image definition the disk calls for (osState, hyperVGeneration,
+    /// architecture, features) with evidence, as text, JSON, az commands or an ARM template.
+    /// Exit 1 when a declared value contradicts the disk, 2 on a bad name/version or image.
+    Gallery(gallery::GalleryArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -96,6 +101,7 @@ pub fn run() -> i32 {
         Command::Ls(a) => guest::run_ls(a),
         Command::Cat(a) => guest::run_cat(a),
         Command::Check(a) => check::run(a),
+        Command::Gallery(a) => gallery::run(a),
     };
     match result {
         Ok(code) => code,
