@@ -449,7 +449,7 @@ fn partition_layout_and_size_certification_on_small_disks() {
         "30G",
         &["-n", "1:2048:+16M", "-t", "1:8300"],
     );
-    let big = disk(dir.path(), "data-big.raw", "1024G", &[]);
+    let big = disk(dir.path(), "data-big.raw", "1100G", &[]);
     let image = DiskImage::open(&os).unwrap();
     let data = [
         DiskImage::open(&big).unwrap(),
@@ -465,11 +465,18 @@ fn partition_layout_and_size_certification_on_small_disks() {
     let d = assert_fires(&r, "CERT-018", Severity::Warning);
     assert_eq!(d.len(), 1, "only the 1,024 GiB data disk: {d:?}");
     assert!(d[0].message.contains("data-big.raw"));
+    assert_quiet(&r, "GAL-011");
     // The same OS disk with a small data disk only.
     let r = check(&image, &data[1..], &marketplace()).unwrap();
     assert_quiet(&r, "CERT-018");
-    // A 1,024 GiB OS disk is above the recommended size.
+    // A 1,100 GiB OS disk is above the recommended size; with its twin as a data disk the
+    // image version needs shallow replication.
     let r = check_path(&big, &marketplace());
     assert_fires(&r, "CERT-017", Severity::Warning);
     assert!(skipped(&r, "CERT-015"));
+    let twin = [DiskImage::open(&big).unwrap()];
+    let r = check(&DiskImage::open(&big).unwrap(), &twin, &Policy::default()).unwrap();
+    assert!(assert_fires(&r, "GAL-011", Severity::Info)[0]
+        .message
+        .contains("shallow replication"));
 }

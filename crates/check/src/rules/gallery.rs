@@ -347,3 +347,59 @@ fn limits(ctx: &Context, out: &mut Collector) {
         );
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_judged_only_when_given() {
+        let mut out = Collector::default();
+        evaluate_names(Some("debian 12"), Some("1.0"), &mut out);
+        let ids: Vec<_> = out.findings.iter().map(|f| (f.id, f.severity)).collect();
+        assert_eq!(
+            ids,
+            [("GAL-009", Severity::Error), ("GAL-010", Severity::Error)]
+        );
+        assert!(out.findings[0].message.contains("' '"));
+        let mut out = Collector::default();
+        evaluate_names(Some("debian-12"), None, &mut out);
+        assert!(out.findings.is_empty());
+        assert!(out.evaluated.contains("GAL-009"));
+        assert_eq!(out.skipped["GAL-010"], "no --version given");
+    }
+
+    #[test]
+    fn only_declared_values_count_as_contradictions() {
+        let declared = Policy {
+            security_type: Some(SecurityType::TrustedLaunchSupported),
+            ..Policy::default()
+        };
+        let f = |id, sev| Finding::new(id, sev, "x");
+        let none = Policy::default();
+        assert!(contradicts_declaration(
+            &f("GAL-003", Severity::Error),
+            &none
+        ));
+        assert!(contradicts_declaration(
+            &f("GAL-006", Severity::Warning),
+            &none
+        ));
+        assert!(!contradicts_declaration(
+            &f("GAL-005", Severity::Warning),
+            &none
+        ));
+        assert!(contradicts_declaration(
+            &f("GAL-005", Severity::Warning),
+            &declared
+        ));
+        assert!(!contradicts_declaration(
+            &f("GAL-001", Severity::Info),
+            &declared
+        ));
+        assert!(!contradicts_declaration(
+            &f("GAL-009", Severity::Error),
+            &declared
+        ));
+    }
+}
