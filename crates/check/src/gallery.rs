@@ -482,7 +482,7 @@ impl ImageDefinition {
     /// `SCSI,NVMe` there.
     pub fn az_commands(&self) -> Vec<String> {
         use placeholder as ph;
-        let name = self.name.as_deref().unwrap_or(ph::DEFINITION);
+        let name = shell_word(self.name.as_deref().unwrap_or(ph::DEFINITION));
         let features = self
             .features
             .iter()
@@ -526,7 +526,7 @@ impl ImageDefinition {
                     format!("--resource-group {}", ph::RESOURCE_GROUP),
                     format!("--gallery-name {}", ph::GALLERY),
                     format!("--gallery-image-definition {name}"),
-                    format!("--gallery-image-version {v}"),
+                    format!("--gallery-image-version {}", shell_word(v)),
                     format!("--os-vhd-uri {}", ph::VHD_URI),
                     format!("--os-vhd-storage-account {}", ph::STORAGE_ACCOUNT),
                 ]
@@ -593,6 +593,17 @@ impl ImageDefinition {
                 },
             }],
         }
+    }
+}
+
+/// `s` as one shell word: unchanged when it holds only safe characters, else single-quoted
+/// (names reach here unvalidated through the library API).
+pub fn shell_word(s: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "_.,=/:-".contains(c);
+    if !s.is_empty() && s.chars().all(safe) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
     }
 }
 
@@ -1003,6 +1014,15 @@ mod tests {
         ] {
             assert!(!device_name(d), "{d}");
         }
+    }
+
+    #[test]
+    fn shell_words_are_quoted_when_needed() {
+        assert_eq!(shell_word("debian-12_gen2.x64"), "debian-12_gen2.x64");
+        assert_eq!(shell_word("a b"), "'a b'");
+        assert_eq!(shell_word("$(rm -rf ~)"), "'$(rm -rf ~)'");
+        assert_eq!(shell_word("it's"), "'it'\\''s'");
+        assert_eq!(shell_word(""), "''");
     }
 
     #[test]
