@@ -4,6 +4,7 @@
 mod check;
 mod convert;
 mod fix;
+mod gallery;
 mod guest;
 mod info;
 mod progress;
@@ -75,6 +76,10 @@ enum Command {
     Check(check::CheckArgs),
     /// List the rules `check` evaluates, with severities and sources.
     Rules(rules::RulesArgs),
+    /// The Compute Gallery image definition the disk calls for (osState, hyperVGeneration,
+    /// architecture, features) with evidence, as text, JSON, az commands or an ARM template.
+    /// Exit 1 when a declared value contradicts the disk, 2 on a bad name/version or image.
+    Gallery(gallery::GalleryArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -100,6 +105,7 @@ pub fn run() -> i32 {
         Command::Cat(a) => guest::run_cat(a),
         Command::Check(a) => check::run(a),
         Command::Rules(a) => rules::run(a),
+        Command::Gallery(a) => gallery::run(a),
     };
     match result {
         Ok(code) => code,
