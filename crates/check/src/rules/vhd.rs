@@ -131,11 +131,10 @@ fn os_disk_size(ctx: &Context, out: &mut Collector) {
             )),
         );
     }
-    let total: u64 = v + ctx
+    let total = ctx
         .data_disks
         .iter()
-        .map(|d| d.image.virtual_size())
-        .sum::<u64>();
+        .fold(v, |t, d| t.saturating_add(d.image.virtual_size()));
     out.evaluated("VHD-012");
     if total > GALLERY_IMAGE_MAX {
         out.push(
