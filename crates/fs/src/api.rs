@@ -152,7 +152,24 @@ pub trait FileSystem: Send + Sync {
     fn read_link(&self, path: &[u8]) -> FsResult<Vec<u8>>;
     /// The whole content of the regular file at `path`, refusing files over `limit` bytes.
     fn read_file(&self, path: &[u8], limit: u64) -> FsResult<Vec<u8>>;
+    /// Up to `len` bytes of the regular file at `path` from byte `offset` (fewer at its end,
+    /// none past it), so that a PE signature at the end of a 14 MiB kernel costs kilobytes.
+    /// The default reads the whole file (up to [`MAX_RANGE_FALLBACK`] bytes) and slices it;
+    /// readers that can seek override it.
+    fn read_range(&self, path: &[u8], offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        let whole = self.read_file(path, MAX_RANGE_FALLBACK)?;
+        let start = usize::try_from(offset)
+            .unwrap_or(usize::MAX)
+            .min(whole.len());
+        let end = start
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+            .min(whole.len());
+        Ok(whole[start..end].to_vec())
+    }
 }
+
+/// Largest file the default [`FileSystem::read_range`] reads whole to slice it.
+pub const MAX_RANGE_FALLBACK: u64 = 256 << 20;
 
 /// The message of a caught panic (from third-party parsers run under `catch_unwind`).
 pub(crate) fn panic_text(p: &(dyn std::any::Any + Send)) -> String {

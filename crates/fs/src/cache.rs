@@ -172,6 +172,15 @@ impl FileSystem for CachedFs {
         }
         self.inner.read_file(path, limit)
     }
+
+    fn read_range(&self, path: &[u8], offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        if self.known_absent(&key(path)) {
+            return Err(FsError::NotFound {
+                path: String::from_utf8_lossy(path).into_owned(),
+            });
+        }
+        self.inner.read_range(path, offset, len)
+    }
 }
 
 #[cfg(test)]

@@ -275,6 +275,23 @@ impl GuestTree {
             })
     }
 
+    /// Up to `len` bytes of the file at `path` (links followed) from byte `offset`.
+    pub fn read_range(
+        &self,
+        path: &[u8],
+        offset: u64,
+        len: u64,
+    ) -> Result<Vec<u8>, GuestPathError> {
+        let r = self.resolve(path, true)?;
+        self.mounts[r.mount]
+            .fs
+            .read_range(&r.fs_path, offset, len)
+            .map_err(|e| GuestPathError::Fs {
+                path: display(&r.components),
+                source: e,
+            })
+    }
+
     /// The guest path a path resolves to, as text (for evidence in reports).
     pub fn canonical(&self, path: &[u8]) -> Result<String, GuestPathError> {
         Ok(display(&self.resolve(path, true)?.components))

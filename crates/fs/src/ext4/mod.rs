@@ -267,27 +267,7 @@ impl FileSystem for Ext4Fs {
 
     fn read_file(&self, path: &[u8], limit: u64) -> FsResult<Vec<u8>> {
         self.call(path, move |fs, p| {
-            let m = lstat(fs, p)?;
-            match m.file_type() {
-                FileType::Regular => {}
-                FileType::Directory => return Err(FsError::IsADirectory { path: lossy(p) }),
-                FileType::Symlink => {
-                    return Err(FsError::Unsupported {
-                        fs: FS,
-                        what: format!(
-                            "{}: a symbolic link (read_file does not follow links)",
-                            lossy(p)
-                        ),
-                    })
-                }
-                _ => {
-                    return Err(FsError::Unsupported {
-                        fs: FS,
-                        what: format!("{}: not a regular file", lossy(p)),
-                    })
-                }
-            }
-            let size = m.len();
+            let size = regular_size(fs, p)?;
             if size > limit {
                 return Err(FsError::TooLarge {
                     path: lossy(p),
@@ -295,25 +275,71 @@ impl FileSystem for Ext4Fs {
                     limit,
                 });
             }
-            let size = usize::try_from(size).map_err(|_| corrupt("file size beyond memory"))?;
-            let mut file = fs.open(p).map_err(|e| map_err(e, p))?;
-            let mut out = vec![0u8; size];
-            let mut got = 0;
-            while got < size {
-                match file.read_bytes(&mut out[got..]) {
-                    Ok(0) => {
-                        return Err(corrupt(format!(
-                            "{}: data ends after {got} of {size} bytes",
-                            lossy(p)
-                        )))
-                    }
-                    Ok(n) => got += n,
-                    Err(e) => return Err(map_err(e, p)),
-                }
-            }
-            Ok(out)
+            read_at(fs, p, 0, size)
         })
     }
+
+    fn read_range(&self, path: &[u8], offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        self.call(path, move |fs, p| {
+            let size = regular_size(fs, p)?;
+            let start = offset.min(size);
+            let n = len.min(size - start);
+            if n > crate::api::MAX_RANGE_FALLBACK {
+                return Err(FsError::TooLarge {
+                    path: lossy(p),
+                    size: n,
+                    limit: crate::api::MAX_RANGE_FALLBACK,
+                });
+            }
+            read_at(fs, p, start, n)
+        })
+    }
+}
+
+/// Size of the regular file at `p`; an error for anything else (links are not followed).
+fn regular_size(fs: &Ext4, p: &[u8]) -> FsResult<u64> {
+    let m = lstat(fs, p)?;
+    match m.file_type() {
+        FileType::Regular => Ok(m.len()),
+        FileType::Directory => Err(FsError::IsADirectory { path: lossy(p) }),
+        FileType::Symlink => Err(FsError::Unsupported {
+            fs: FS,
+            what: format!(
+                "{}: a symbolic link (read_file does not follow links)",
+                lossy(p)
+            ),
+        }),
+        _ => Err(FsError::Unsupported {
+            fs: FS,
+            what: format!("{}: not a regular file", lossy(p)),
+        }),
+    }
+}
+
+/// `len` bytes of the regular file `p` from `start` (the caller keeps them inside the file).
+fn read_at(fs: &Ext4, p: &[u8], start: u64, len: u64) -> FsResult<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| corrupt("file size beyond memory"))?;
+    let mut file = fs.open(p).map_err(|e| map_err(e, p))?;
+    if start > 0 {
+        file.seek_to(start).map_err(|e| map_err(e, p))?;
+    }
+    let mut out = vec![0u8; len];
+    let mut got = 0;
+    while got < len {
+        match file.read_bytes(&mut out[got..]) {
+            Ok(0) => {
+                return Err(corrupt(format!(
+                    "{}: data ends after {} of {} bytes",
+                    lossy(p),
+                    start + got as u64,
+                    start + len as u64
+                )))
+            }
+            Ok(n) => got += n,
+            Err(e) => return Err(map_err(e, p)),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

@@ -296,13 +296,7 @@ impl FileSystem for FatFs {
     fn read_file(&self, path: &[u8], limit: u64) -> FsResult<Vec<u8>> {
         let budget = OP_BUDGET.saturating_add(limit.min(u64::MAX / 2));
         self.run(budget, |fs, budget| {
-            let e = match lookup(fs, path, budget)? {
-                Node::Root => return Err(FsError::IsADirectory { path: lossy(path) }),
-                Node::Entry(e) if e.is_dir() => {
-                    return Err(FsError::IsADirectory { path: lossy(path) })
-                }
-                Node::Entry(e) => e,
-            };
+            let e = file_entry(fs, path, budget)?;
             let size = e.len();
             if size > limit {
                 return Err(FsError::TooLarge {
@@ -311,26 +305,66 @@ impl FileSystem for FatFs {
                     limit,
                 });
             }
-            let size = usize::try_from(size).map_err(|_| corrupt("file size beyond memory"))?;
-            let mut out = vec![0u8; size];
-            let mut got = 0;
-            let mut file = e.to_file();
-            while got < size {
-                match file.read(&mut out[got..]) {
-                    Ok(0) => {
-                        return Err(corrupt(format!(
-                            "{}: cluster chain ends after {got} of {size} bytes",
-                            lossy(path)
-                        )))
-                    }
-                    Ok(n) => got += n,
-                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                    Err(e) => return Err(map_io(e, budget)),
-                }
-            }
-            Ok(out)
+            read_entry(&e, path, 0, size, budget)
         })
     }
+
+    fn read_range(&self, path: &[u8], offset: u64, len: u64) -> FsResult<Vec<u8>> {
+        let len = len.min(crate::api::MAX_RANGE_FALLBACK);
+        // Seeking follows the cluster chain through the FAT: budget for that walk too.
+        let budget = OP_BUDGET
+            .saturating_add(len)
+            .saturating_add(offset.min(u64::MAX / 4) / 8);
+        self.run(budget, |fs, budget| {
+            let e = file_entry(fs, path, budget)?;
+            let size = e.len();
+            let start = offset.min(size);
+            read_entry(&e, path, start, len.min(size - start), budget)
+        })
+    }
+}
+
+/// The regular file at `path`.
+fn file_entry<'a>(fs: &'a Fat, path: &[u8], budget: &Budget) -> FsResult<FatEntry<'a>> {
+    match lookup(fs, path, budget)? {
+        Node::Root => Err(FsError::IsADirectory { path: lossy(path) }),
+        Node::Entry(e) if e.is_dir() => Err(FsError::IsADirectory { path: lossy(path) }),
+        Node::Entry(e) => Ok(*e),
+    }
+}
+
+/// `len` bytes of file `e` from `start` (inside the file).
+fn read_entry(
+    e: &FatEntry<'_>,
+    path: &[u8],
+    start: u64,
+    len: u64,
+    budget: &Budget,
+) -> FsResult<Vec<u8>> {
+    let len = usize::try_from(len).map_err(|_| corrupt("file size beyond memory"))?;
+    let mut out = vec![0u8; len];
+    let mut got = 0;
+    let mut file = e.to_file();
+    if start > 0 {
+        std::io::Seek::seek(&mut file, std::io::SeekFrom::Start(start))
+            .map_err(|e| map_io(e, budget))?;
+    }
+    while got < len {
+        match file.read(&mut out[got..]) {
+            Ok(0) => {
+                return Err(corrupt(format!(
+                    "{}: cluster chain ends after {} of {} bytes",
+                    lossy(path),
+                    start + got as u64,
+                    start + len as u64
+                )))
+            }
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(map_io(e, budget)),
+        }
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

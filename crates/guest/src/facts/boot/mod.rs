@@ -563,15 +563,25 @@ fn read_loader(fs: &dyn FileSystem, path: String, role: LoaderRole, budget: &mut
         ));
         return l;
     }
-    let bytes = match fs.read_file(l.path.as_bytes(), MAX_LOADER_SIZE.min(*budget)) {
-        Ok(b) => b,
+    // Only the headers and the certificate table are read.
+    let mut spent = 0u64;
+    let mut failure = None;
+    let mut read = |offset: u64, len: u64| match fs.read_range(l.path.as_bytes(), offset, len) {
+        Ok(b) => {
+            spent += b.len() as u64;
+            Some(b)
+        }
         Err(e) => {
-            l.error = Some(e.to_string());
-            return l;
+            failure = Some(e.to_string());
+            None
         }
     };
-    *budget = budget.saturating_sub(bytes.len() as u64);
-    examine_pe(&mut l, &bytes);
+    let bytes = pe::sparse_image(l.size, &mut read);
+    *budget = budget.saturating_sub(spent);
+    match bytes {
+        Some(b) => examine_pe(&mut l, &b),
+        None => l.error = Some(failure.unwrap_or_else(|| "cannot be read".into())),
+    }
     l
 }
 

@@ -108,8 +108,12 @@ fn u32_at(b: &[u8], at: usize) -> Option<u32> {
     ))
 }
 
-/// Parses the headers of a PE image held in `b`.
-pub fn parse(b: &[u8]) -> Result<PeImage<'_>, PeError> {
+/// Machine, optional-header magic, subsystem and the certificate-table directory entry
+/// (file offset, size; `None` when empty or absent).
+type Headers = (u16, u16, u16, Option<(u32, u32)>);
+
+/// Reads the headers of a PE image from its first bytes `b`.
+fn headers(b: &[u8]) -> Result<Headers, PeError> {
     if b.get(0..2) != Some(b"MZ") {
         return Err(PeError::NotMz);
     }
@@ -131,6 +135,50 @@ pub fn parse(b: &[u8]) -> Result<PeImage<'_>, PeError> {
         _ => return Err(PeError::BadOptionalMagic { magic }),
     };
     let subsystem = u16_at(opt_hdr, 68).ok_or(PeError::Truncated)?;
+    let count = u32_at(opt_hdr, count_at).ok_or(PeError::Truncated)?;
+    if count <= 4 {
+        return Ok((machine, magic, subsystem, None));
+    }
+    let dir = dirs_at + 4 * 8;
+    let (Some(offset), Some(size)) = (u32_at(opt_hdr, dir), u32_at(opt_hdr, dir + 4)) else {
+        // Directory 4 lies beyond the optional header the file declares: no table.
+        return Ok((machine, magic, subsystem, None));
+    };
+    let table = (offset != 0 || size != 0).then_some((offset, size));
+    Ok((machine, magic, subsystem, table))
+}
+
+/// Bytes from the start of an image read to find its headers.
+pub const HEADER_READ: u64 = 64 << 10;
+
+/// A copy of a PE image of `size` bytes holding only what [`parse`] reads, the headers and
+/// the certificate table, fetched with `read(offset, len)`; the rest stays zero (allocated but
+/// never touched, so not resident). Judging a 14 MiB kernel's signature then reads kilobytes.
+/// `None` when a read fails or the size does not fit in memory.
+pub fn sparse_image(
+    size: u64,
+    read: &mut dyn FnMut(u64, u64) -> Option<Vec<u8>>,
+) -> Option<Vec<u8>> {
+    let len = usize::try_from(size).ok()?;
+    let head = read(0, size.min(HEADER_READ))?;
+    let mut img = vec![0u8; len];
+    let n = head.len().min(len);
+    img[..n].copy_from_slice(&head[..n]);
+    if let Ok((_, _, _, Some((offset, table)))) = headers(&head) {
+        let (offset, table) = (u64::from(offset), u64::from(table));
+        if offset < size {
+            let got = read(offset, table.min(size - offset))?;
+            let at = offset as usize;
+            let n = got.len().min(len - at);
+            img[at..at + n].copy_from_slice(&got[..n]);
+        }
+    }
+    Some(img)
+}
+
+/// Parses the headers of a PE image held in `b`.
+pub fn parse(b: &[u8]) -> Result<PeImage<'_>, PeError> {
+    let (machine, magic, subsystem, table) = headers(b)?;
     let mut img = PeImage {
         machine,
         magic,
@@ -138,18 +186,9 @@ pub fn parse(b: &[u8]) -> Result<PeImage<'_>, PeError> {
         certificates: Vec::new(),
         cert_table_problems: Vec::new(),
     };
-    let count = u32_at(opt_hdr, count_at).ok_or(PeError::Truncated)?;
-    if count <= 4 {
-        return Ok(img);
-    }
-    let dir = dirs_at + 4 * 8;
-    let (Some(offset), Some(size)) = (u32_at(opt_hdr, dir), u32_at(opt_hdr, dir + 4)) else {
-        // Directory 4 lies beyond the optional header the file declares: no table.
+    let Some((offset, size)) = table else {
         return Ok(img);
     };
-    if offset == 0 && size == 0 {
-        return Ok(img);
-    }
     let start = offset as usize;
     let table = b
         .get(start..start.saturating_add(size as usize))
