@@ -99,7 +99,7 @@ fn clean_fixture_is_generalized() {
 }
 
 #[test]
-fn captured_without_deprovisioning() {
+fn captured_waagent_state() {
     let mut v = Variant::of("gen2-gpt-ext4");
 
     // 1. waagent's marker alone: hard evidence, the disk reads as Specialized.
@@ -141,7 +141,8 @@ fn captured_without_deprovisioning() {
             "/usr/lib/systemd/system/walinuxagent.service.d/10-Slice.conf",
             "[Service]\nSlice=azure.slice\n",
         );
-    let r = v.check(&Policy::default());
+    let r = v.check(&declared(OsState::Generalized));
+    assert!(message(&r, "GEN-001", Severity::Error).contains("declared Generalized"));
     let errors: Vec<&str> = findings(&r, "GEN-002")
         .iter()
         .filter(|f| f.severity == Severity::Error)
@@ -158,8 +159,12 @@ fn captured_without_deprovisioning() {
     assert_fires(&r, "GEN-003", Severity::Warning);
     assert_fires(&r, "GEN-016", Severity::Info);
     assert_fires(&r, "GEN-017", Severity::Warning);
+}
 
-    // 3. cloud-init's instance state, seed, logs and network files.
+#[test]
+fn captured_cloud_init_state_and_identity() {
+    let mut v = Variant::of("gen2-gpt-ext4");
+    // 1. cloud-init's instance state, seed, logs and network files.
     let inst = format!("/var/lib/cloud/instances/{VM_ID}");
     v.write(&format!("{inst}/boot-finished"), "12.34 - Thu, 02 Jan 2025 10:00:00 +0000 - v. 22.4.2\n")
         .write(&format!("{inst}/user-data.txt"), "")
@@ -177,7 +182,12 @@ fn captured_without_deprovisioning() {
             "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"00:0d:3a:12:34:56\", NAME=\"eth0\"\n",
         );
     let r = v.check(&declared(OsState::Generalized));
-    assert!(message(&r, "GEN-001", Severity::Error).contains("declared Generalized"));
+    assert!(message(&r, "GEN-005", Severity::Error).contains("declared Generalized"));
+    assert_eq!(
+        r.os_state,
+        Some(OsState::Specialized),
+        "a seed is hard evidence"
+    );
     assert!(message(&r, "GEN-004", Severity::Error).contains("reported_ready"));
     let w = &assert_fires(&r, "GEN-004", Severity::Warning)
         .into_iter()
@@ -202,7 +212,8 @@ fn captured_without_deprovisioning() {
         .iter()
         .any(|e| e.contains("/var/lib/cloud/seed/azure/ovf-env.xml")));
 
-    // 4. The machine's identity: host keys, the admin user, root password, history.
+    // 2. The machine's identity: host keys, the admin user, root password, history; and the
+    // marker a VM deployed with provisionVMAgent=false leaves.
     let (host, host_pub) = keygen(&v, "ssh_host_ed25519_key", "ed25519", "root@web01");
     let (_, user_pub) = keygen(&v, "id_ed25519", "ed25519", "azureuser@laptop");
     let hash = run(
@@ -236,7 +247,8 @@ fn captured_without_deprovisioning() {
         .write(
             "/var/lib/dhcp/dhclient.eth0.leases",
             "lease {\n  interface \"eth0\";\n  fixed-address 10.0.0.4;\n}\n",
-        );
+        )
+        .write("/var/lib/waagent/disable_agent", "");
     let r = v.check(&Policy::default());
     // cloud-init regenerates host keys per instance.
     assert!(message(&r, "GEN-007", Severity::Info).contains("cloud-init"));
@@ -278,7 +290,7 @@ fn captured_without_deprovisioning() {
     let r = v.check(&declared(OsState::Specialized));
     assert_eq!(loud(&r), ["GEN-017"]);
     for id in [
-        "GEN-001", "GEN-002", "GEN-004", "GEN-005", "GEN-008", "GEN-013",
+        "GEN-004", "GEN-005", "GEN-008", "GEN-009", "GEN-013", "GEN-014",
     ] {
         assert_fires(&r, id, Severity::Info);
     }

@@ -33,7 +33,7 @@ const ENABLE_CLOUD_INIT: &str = "sudo rm -f /etc/cloud/cloud-init.disabled; sudo
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
     rule("AGENT-001", Severity::Error, "Provisioning agent present", "A Generalized image needs cloud-init or waagent, or a custom first-boot unit that reports Ready to 168.63.129.16 (then deploy with provisionVMAgent=false); otherwise the deployment times out.", "[IMAGING]; [PROVISIONING]; [NO-AGENT]; [DISABLE-PROV]"),
-    rule("AGENT-002", Severity::Error, "Agent enabled at boot", "The provisioning agent must start at boot: waagent's unit enabled, /usr/sbin/waagent executable and /etc/waagent.conf present; cloud-init not disabled and its units enabled or its generator present. waagent installed but not starting loses extensions (warning).", "[GENERIC]; [SUSE]; [WALA] init units"),
+    rule("AGENT-002", Severity::Error, "Agent enabled at boot", "The provisioning agent must start at boot: waagent's unit enabled, /usr/sbin/waagent executable and /etc/waagent.conf present; cloud-init not disabled and its units enabled or its generator present. waagent installed but not starting loses extensions (warning).", "[GENERIC]; [SUSE]; [WALA] init units").deviating("Besides the provisioner, vhdprep warns when waagent is installed but would not start while cloud-init provisions: VM extensions (CERT-019) need the agent."),
     rule("AGENT-003", Severity::Warning, "waagent version", "waagent must be at least 2.2.41 for Marketplace certification (error with --marketplace); before 2.2.45 Provisioning.Agent is not read (the legacy keys decide).", "[MKT-CERT]; [MKT-TEST] TestID 39; [WALA] README, v2.2.45; [GENERIC]"),
     rule("AGENT-004", Severity::Info, "Provisioning mode", "How waagent resolves Provisioning.Agent (auto, waagent, cloud-init, disabled) with cloud-init's state, and so who provisions.", "[WALA] conf.py, pa/provision/factory.py, cloudinit.py, default.py").deviating("The catalogue states the mode as information; vhdprep warns when Provisioning.Agent has a value waagent does not know, since waagent then silently disables provisioning."),
     rule("AGENT-005", Severity::Error, "Agent conflicts", "(a) Provisioning.Agent=waagent with cloud-init enabled: waagent refuses to provision; (b) cloud-init requested but absent or disabled: waagent waits 1800 s and fails; (c) waagent provisions while cloud-init also runs (warning); (d) provisioning disabled and cloud-init off on a Generalized image: nobody creates the user.", "[WALA] pa/provision/default.py, cloudinit.py, cloudinitdetect.py"),
@@ -41,7 +41,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("AGENT-007", Severity::Info, "Legacy provisioning keys", "Provisioning.Enabled and Provisioning.UseCloudInit are ignored by waagent 2.2.45 and later, and decide the mode before it.", "[WALA] README; [AGENT-DOC]; [UBUNTU]; [SUSE]; [ORACLE]"),
     rule("AGENT-008", Severity::Warning, "waagent auto-update", "AutoUpdate.Enabled (and the newer AutoUpdate.UpdateToLatestVersion) must not be n: Marketplace test 51.", "[AGENT-DOC]; [MKT-CERT]; [MKT-TEST] TestID 51; [WALA] conf.py"),
     rule("AGENT-009", Severity::Warning, "Extensions enabled", "Extensions.Enabled=n leaves extension operations to time out after 40 minutes unless VMs are deployed with allowExtensionOperations=false.", "[DISABLE-PROV]; [WALA] config/waagent.conf"),
-    rule("AGENT-010", Severity::Error, "cloud-init may use Azure", "cloud-init's effective datasource_list, ds-identify's reading of it and the kernel's ci.ds= must include Azure; /etc/cloud/ds-identify.cfg should be removed (warning).", "[GENERIC]; [UBUNTU]; [RHEL]; [SUSE]; [CI] ds-identify"),
+    rule("AGENT-010", Severity::Error, "cloud-init may use Azure", "cloud-init's effective datasource_list, ds-identify's reading of it and the kernel's ci.ds= must include Azure; /etc/cloud/ds-identify.cfg should be removed (warning).", "[GENERIC]; [UBUNTU]; [RHEL]; [SUSE]; [CI] ds-identify").deviating("A leftover /etc/cloud/ds-identify.cfg is a warning: it does not always exclude Azure, only a datasource list without Azure (cloud-init's or ds-identify's reading, or ci.ds=) is an error."),
     rule("AGENT-011", Severity::Warning, "cloud-init networking", "network: {config: disabled} (e.g. subiquity's leftover) stops cloud-init from writing the NIC configuration; only fine when the image configures DHCP itself.", "[UBUNTU]"),
     rule("AGENT-012", Severity::Info, "cloud-init version", "cloud-init 21.2 and later provision without UDF when SSH keys are used; 23.x and later need no mounts/disk_setup move.", "[GENERIC]; [RHEL]"),
     rule("AGENT-013", Severity::Info, "cloud-init Azure extras", "Recommended: Hyper-V KVP telemetry (10-azure-kvp.cfg) and the output log (05_logging.cfg).", "[UBUNTU]; [RHEL]"),
@@ -642,10 +642,10 @@ fn own_dhcp(net: &NetworkFacts) -> Option<String> {
     }) {
         return Some(format!("{}: dhcp4: true", n.path));
     }
-    net.networkd
-        .iter()
-        .find(|n| !n.path.contains("cloud-init") && n.dhcp.as_ref().is_some_and(|d| yes(&d.value)))
-        .map(|n| format!("{}: DHCP=yes", n.path))
+    net.networkd.iter().find_map(|n| {
+        let d = n.dhcp.as_ref().filter(|d| yes(&d.value))?;
+        (!n.path.contains("cloud-init")).then(|| format!("{}:{}: DHCP={}", n.path, d.line, d.value))
+    })
 }
 
 /// AGENT-011: cloud-init's networking not disabled.
@@ -825,6 +825,48 @@ fn agent_015(j: &Judge, out: &mut Collector) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use vhdprep_guest::facts::system::network::{IfaceStanza, NetworkdFile};
+    use vhdprep_guest::facts::system::Value;
+
+    #[test]
+    fn own_dhcp_ignores_loopback_and_cloud_init_files() {
+        let mut net = NetworkFacts::default();
+        let stanza = |path: &str, iface: &str, method: &str| IfaceStanza {
+            path: path.into(),
+            line: 2,
+            interface: iface.into(),
+            family: "inet".into(),
+            method: method.into(),
+        };
+        net.interfaces = vec![
+            stanza("/etc/network/interfaces", "lo", "loopback"),
+            stanza("/etc/network/interfaces.d/50-cloud-init", "eth0", "dhcp"),
+        ];
+        assert_eq!(own_dhcp(&net), None);
+        net.networkd.push(NetworkdFile {
+            path: "/etc/systemd/network/20-eth.network".into(),
+            match_name: None,
+            match_mac: None,
+            dhcp: Some(Value {
+                value: "ipv4".into(),
+                line: 4,
+            }),
+            addresses: 0,
+        });
+        assert_eq!(
+            own_dhcp(&net).as_deref(),
+            Some("/etc/systemd/network/20-eth.network:4: DHCP=ipv4")
+        );
+        net.interfaces
+            .push(stanza("/etc/network/interfaces.d/eth0", "eth0", "dhcp"));
+        assert!(own_dhcp(&net).unwrap().contains("iface eth0 inet dhcp"));
+    }
+
+    #[test]
+    fn shown_evidence() {
+        assert_eq!(shown(&Evidence::line("/a", 3, "x=y")), "/a:3: x=y");
+        assert_eq!(shown(&Evidence::path("/b")), "/b: exists");
+    }
 
     #[test]
     fn every_rule_has_an_entry() {
