@@ -800,17 +800,18 @@ fn agent_015(j: &Judge, out: &mut Collector) {
     };
     out.evaluated("AGENT-015");
     let t = &w.settings.ssh_host_key_pair_type;
-    let key = if t.value == "auto" {
-        "/etc/ssh/ssh_host_rsa_key.pub (auto: every key type is kept)".to_string()
+    let (kind, note) = if t.value == "auto" {
+        ("rsa", ": every key type is kept, rsa is the one used")
     } else {
-        format!("/etc/ssh/ssh_host_{}_key.pub", t.value)
+        (t.value.as_str(), "")
     };
+    let key = format!("/etc/ssh/ssh_host_{kind}_key.pub");
     out.push(at(
         Finding::new(
             "AGENT-015",
             Severity::Info,
             format!(
-                "waagent {role} {key} (Provisioning.SshHostKeyPairType={})",
+                "waagent {role} {key} (Provisioning.SshHostKeyPairType={}{note})",
                 t.value
             ),
         )
