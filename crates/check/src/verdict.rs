@@ -166,9 +166,12 @@ fn provisioning(ctx: &Context) -> ProvisioningVerdict {
 }
 
 /// Specialized if any hard signal of the catalogue's section 4.4 is present: the waagent
-/// `provisioned` marker (GEN-001), ovf-env.xml or certificates of a past VM (GEN-002), a
-/// cloud-init seed (GEN-005), or users' authorized_keys while host keys stay and nothing
-/// regenerates them (GEN-008 with GEN-007).
+/// `provisioned` marker (GEN-001), ovf-env.xml, certificates or CustomData of a past VM
+/// (GEN-002), a cloud-init seed (GEN-005), or users' authorized_keys while the host keys stay
+/// and nothing regenerates them (GEN-008 with GEN-007). The generalized evidence lists what
+/// deprovisioning leaves behind (root locked, machine-id reset, no host keys) and the agent
+/// that will provision. The rules (GEN-xxx, AGENT-xxx) judge the same facts against what the
+/// user declares.
 fn os_state(ctx: &Context) -> OsStateVerdict {
     let (Some(sys), Some(agents)) = (&ctx.system, &ctx.agents) else {
         return OsStateVerdict::default();
@@ -190,8 +193,7 @@ fn os_state(ctx: &Context) -> OsStateVerdict {
         }
     }
     let host_keys = !sys.generalization.ssh_host_keys.is_empty();
-    let regenerated = agents.cloud_init.runs_at_boot
-        || (agents.waagent.installed && agents.waagent.settings.regenerate_ssh_host_key_pair.value);
+    let regenerated = agents.host_key_regeneration();
     let user_keys: Vec<&str> = sys
         .users
         .authorized_keys
@@ -199,7 +201,7 @@ fn os_state(ctx: &Context) -> OsStateVerdict {
         .filter(|k| k.keys.unwrap_or(1) > 0)
         .map(|k| k.path.as_str())
         .collect();
-    if host_keys && !regenerated && !user_keys.is_empty() {
+    if host_keys && regenerated.is_none() && !user_keys.is_empty() {
         hard.push(format!(
             "GEN-008 authorized_keys {} with ssh host keys kept and nothing to regenerate them",
             user_keys.join(", ")
@@ -222,6 +224,15 @@ fn os_state(ctx: &Context) -> OsStateVerdict {
     }
     if !host_keys {
         clean.push("GEN-007 no ssh host keys".into());
+    } else if let Some(who) = regenerated {
+        clean.push(format!(
+            "GEN-007 ssh host keys are replaced at first boot: {who}"
+        ));
+    }
+    match agents.provisioning.provisioner {
+        Provisioner::CloudInit => clean.push("AGENT-001 cloud-init provisions".into()),
+        Provisioner::Waagent => clean.push("AGENT-001 waagent provisions".into()),
+        Provisioner::Disabled | Provisioner::None => {}
     }
     OsStateVerdict {
         value: Some(if hard.is_empty() {

@@ -7,6 +7,7 @@
 //! line). Reads are bounded; malformed files give partial facts, never a panic.
 
 pub mod cloud_init;
+pub mod ready;
 pub mod systemd;
 pub mod waagent;
 
@@ -15,6 +16,7 @@ use serde::Serialize;
 use vhdprep_fs::DirEntry;
 
 pub use cloud_init::{cloud_init_facts, CloudConfig, CloudInitFacts};
+pub use ready::ready_reporters;
 pub use systemd::{unit_state, Enablement, ServiceState, UnitState};
 pub use waagent::{waagent_facts, WaagentConf, WaagentFacts, WaagentSettings};
 
@@ -315,8 +317,35 @@ pub struct AgentFacts {
     pub provisioning: Provisioning,
 }
 
-/// Compares dotted numeric versions (`2.2.45` vs `1:2.7.3.0-1`): `Some(true)` when `v < min`.
-fn version_below(v: &str, min: &[u64]) -> Option<bool> {
+impl AgentFacts {
+    /// Who replaces the SSH host keys on a new VM, if anyone (GEN-007): cloud-init when it
+    /// runs at boot (`cc_ssh` deletes and regenerates them once per instance, `ssh_deletekeys`
+    /// defaults to true), or waagent when it provisions with
+    /// `Provisioning.RegenerateSshHostKeyPair=y`.
+    pub fn host_key_regeneration(&self) -> Option<String> {
+        if self.cloud_init.runs_at_boot {
+            return Some(
+                "cloud-init runs at boot and regenerates them per instance (cc_ssh)".into(),
+            );
+        }
+        let regen = &self.waagent.settings.regenerate_ssh_host_key_pair;
+        if self.provisioning.provisioner == Provisioner::Waagent && regen.value {
+            let at = regen
+                .evidence
+                .as_ref()
+                .map(|e| format!(" ({}:{})", e.path, e.line.unwrap_or(0)))
+                .unwrap_or_default();
+            return Some(format!(
+                "waagent provisions with Provisioning.RegenerateSshHostKeyPair=y{at}"
+            ));
+        }
+        None
+    }
+}
+
+/// Compares dotted numeric versions (`2.2.45` vs `1:2.7.3.0-1`): `Some(true)` when `v < min`,
+/// `None` when `v` is not a dotted number (after dropping a dpkg epoch and revision).
+pub fn version_below(v: &str, min: &[u64]) -> Option<bool> {
     let core = v.split(['-', '+', '~']).next()?;
     let core = core.rsplit(':').next()?;
     let parts: Vec<u64> = core

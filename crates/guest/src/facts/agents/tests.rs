@@ -434,3 +434,27 @@ fn versions_compare() {
     assert_eq!(version_below("1:2.10.0.8-1", &[2, 2, 45]), Some(false));
     assert_eq!(version_below("x", &[2, 2, 45]), None);
 }
+
+#[test]
+fn host_key_regeneration() {
+    let regen = |conf: &str, ci: bool, ci_disabled: bool| {
+        let mut m = with_waagent(base(), "waagent.service", conf, true);
+        if ci {
+            m = with_cloud_init(m, true);
+        }
+        if ci_disabled {
+            m = m.file("/etc/cloud/cloud-init.disabled", "");
+        }
+        agent_facts(&guest(m), &[]).host_key_regeneration()
+    };
+    let keep = "Provisioning.Agent=waagent\nProvisioning.RegenerateSshHostKeyPair=n\n";
+    let redo = "Provisioning.Agent=waagent\nProvisioning.RegenerateSshHostKeyPair=y\n";
+    assert!(regen("", true, false).unwrap().starts_with("cloud-init"));
+    assert_eq!(regen(keep, false, false), None);
+    assert_eq!(regen(keep, true, true), None);
+    let w = regen(redo, true, true).unwrap();
+    assert!(w.contains("/etc/waagent.conf:2"), "{w}");
+    // waagent does not provision: its switch does not matter.
+    let off = "Provisioning.Agent=disabled\nProvisioning.RegenerateSshHostKeyPair=y\n";
+    assert_eq!(regen(off, false, false), None);
+}
