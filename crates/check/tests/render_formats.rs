@@ -302,7 +302,7 @@ fn sarif_of_a_real_check_validates_and_lists_every_rule_and_finding() {
         .collect();
     assert_eq!(fps.len(), results.len(), "fingerprints are unique");
 
-    // The raw fixture's VHD-001 has no location: the image file, percent-encoded.
+    // The raw fixture's VHD-001 points at the last 512 bytes, where a footer should be.
     let by_rule = |id: &str| results.iter().find(|x| x["ruleId"] == id).unwrap();
     let image_loc = &by_rule("VHD-001")["locations"][0]["physicalLocation"];
     let uri = image_loc["artifactLocation"]["uri"].as_str().unwrap();
@@ -313,7 +313,11 @@ fn sarif_of_a_real_check_validates_and_lists_every_rule_and_finding() {
     );
     assert_eq!(percent_decode(&uri["file://".len()..]), r.image);
     assert_eq!(image_loc["artifactLocation"]["index"], 0);
-    assert!(image_loc.get("region").is_none());
+    assert_eq!(
+        image_loc["region"]["byteOffset"],
+        r.container.file_size - 512
+    );
+    assert_eq!(image_loc["region"]["byteLength"], 512);
     assert_eq!(run["artifacts"][0]["location"]["uri"], uri);
     assert_eq!(run["artifacts"][0]["length"], r.container.file_size);
 
