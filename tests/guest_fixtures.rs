@@ -15,7 +15,7 @@ use std::path::PathBuf;
 use vhdprep::disk::DiskImage;
 use vhdprep::fs::FileKind;
 
-const LAYOUTS: [&str; 7] = [
+const LAYOUTS: [&str; 8] = [
     "gen2-gpt-ext4",
     "gen1-mbr-ext4",
     "hybrid-gpt",
@@ -23,6 +23,7 @@ const LAYOUTS: [&str; 7] = [
     "gen2-gpt-btrfs",
     "rhel-lvm",
     "separate-var",
+    "arm64-gpt-ext4",
 ];
 
 fn fixture_dir() -> PathBuf {
@@ -125,7 +126,12 @@ fn check_layout(name: &str) {
     }
     assert_eq!(v["os"]["id"], "debian", "{name}");
     assert_eq!(v["os"]["version_id"], "12", "{name}");
-    assert_eq!(v["architecture"], "x86_64", "{name}");
+    let arch = if m["boot"]["architecture"] == "Arm64" {
+        "aarch64"
+    } else {
+        "x86_64"
+    };
+    assert_eq!(v["architecture"], arch, "{name}");
     // Every fstab entry of the guest is mounted where the manifest says.
     for e in m["fstab"].as_array().unwrap() {
         let f = v["fstab"]
@@ -195,16 +201,19 @@ fn check_files(name: &str) {
                 theirs.sort();
                 assert_eq!(ours, theirs, "{name}: {path} entries");
             }
+            "missing" => assert!(
+                tree.symlink_metadata(path.as_bytes()).is_err(),
+                "{name}: {path} should not exist"
+            ),
             other => panic!("unknown kind {other}"),
         }
     }
     // The UEFI fallback loader is reachable through the fstab mount of the ESP, whatever the
     // case on disk, and (where there is an ESP) it is Debian's signed shim: a PE file.
-    if m["boot"]["esp_loader"].is_string() {
-        let bytes = tree
-            .read_file(b"/boot/efi/efi/boot/bootx64.efi", 1 << 30)
-            .expect("loader");
-        assert_eq!(&bytes[..2], b"MZ", "{name}: BOOTX64.EFI is a PE image");
+    if let Some(loader) = m["boot"]["esp_loader"].as_str() {
+        let lower = format!("/boot/efi{}", loader.to_ascii_lowercase());
+        let bytes = tree.read_file(lower.as_bytes(), 1 << 30).expect("loader");
+        assert_eq!(&bytes[..2], b"MZ", "{name}: {loader} is a PE image");
     }
 }
 
@@ -232,7 +241,8 @@ layout_tests! {
     gen2_gpt_xfs => "gen2-gpt-xfs",
     gen2_gpt_btrfs => "gen2-gpt-btrfs",
     rhel_lvm => "rhel-lvm",
-    separate_var => "separate-var"
+    separate_var => "separate-var",
+    arm64_gpt_ext4 => "arm64-gpt-ext4"
 }
 
 #[test]
