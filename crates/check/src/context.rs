@@ -165,6 +165,24 @@ impl<'a> Context<'a> {
         Ok(ctx)
     }
 
+    /// The osState rules judge by: declared, else derived, else Generalized; and which of the
+    /// three (`declared`, `derived`, `assumed`).
+    pub fn judged_os_state(&self) -> (crate::policy::OsState, &'static str) {
+        match (self.policy.os_state, self.derived.os_state.value) {
+            (Some(s), _) => (s, "declared"),
+            (None, Some(s)) => (s, "derived"),
+            (None, None) => (crate::policy::OsState::Generalized, "assumed"),
+        }
+    }
+
+    /// Why guest rules are skipped, for `Collector::skip`.
+    pub fn not_examined_reason(&self) -> String {
+        match &self.unexamined {
+            Some(w) => format!("the guest was not examined: {w}"),
+            None => "the guest was not examined".into(),
+        }
+    }
+
     /// The guest tree, when a root was found.
     pub fn tree(&self) -> Option<&vhdprep_guest::GuestTree> {
         self.guest.as_ref().map(|g| &g.tree)

@@ -8,22 +8,7 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 use vhdprep_check::report::Report;
-use vhdprep_check::{Context, Generation, Policy, SecurityType, Severity};
-use vhdprep_disk::DiskImage;
-
-/// Gathers the image's facts once and builds one report per policy (the rules read the
-/// policy; the facts do not depend on it).
-fn reports(path: &Path, policies: &[Policy]) -> Vec<Report> {
-    let image = DiskImage::open(path).unwrap();
-    let mut ctx = Context::gather(&image, &[], &policies[0]).unwrap();
-    policies
-        .iter()
-        .map(|p| {
-            ctx.policy = p;
-            Report::build(&ctx)
-        })
-        .collect()
-}
+use vhdprep_check::{Generation, Policy, SecurityType, Severity};
 
 fn declared(g: Generation) -> Policy {
     Policy {

@@ -30,11 +30,6 @@ fn judge(path: &std::path::Path, policies: &[Policy]) -> Vec<(Report, ImageDefin
         .collect()
 }
 
-/// The reports of [`judge`].
-fn reports(path: &std::path::Path, policies: &[Policy]) -> Vec<Report> {
-    judge(path, policies).into_iter().map(|(r, _)| r).collect()
-}
-
 fn policy(f: impl FnOnce(&mut Policy)) -> Policy {
     let mut p = Policy::default();
     f(&mut p);

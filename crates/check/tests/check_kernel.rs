@@ -8,22 +8,7 @@ mod common;
 use common::*;
 use std::path::Path;
 use std::process::Command;
-use vhdprep_check::report::Report;
-use vhdprep_check::{Context, Location, Policy, Severity};
-use vhdprep_disk::DiskImage;
-
-/// Gathers the image's facts once and builds one report per policy.
-fn reports(path: &Path, policies: &[Policy]) -> Vec<Report> {
-    let image = DiskImage::open(path).unwrap();
-    let mut ctx = Context::gather(&image, &[], &policies[0]).unwrap();
-    policies
-        .iter()
-        .map(|p| {
-            ctx.policy = p;
-            Report::build(&ctx)
-        })
-        .collect()
-}
+use vhdprep_check::{Location, Policy, Severity};
 
 fn kernel_version(v: &Variant) -> String {
     v.manifest["boot"]["kernel"].as_str().unwrap().to_string()

@@ -10,21 +10,7 @@ use common::*;
 use std::path::Path;
 use std::process::Command;
 use vhdprep_check::report::RuleStatus;
-use vhdprep_check::{Context, OsState, Policy, Report, Severity};
-use vhdprep_disk::DiskImage;
-
-/// One report per policy, from one gathering of the image's facts.
-fn reports(path: &Path, policies: &[Policy]) -> Vec<Report> {
-    let image = DiskImage::open(path).unwrap();
-    let mut ctx = Context::gather(&image, &[], &policies[0]).unwrap();
-    policies
-        .iter()
-        .map(|p| {
-            ctx.policy = p;
-            Report::build(&ctx)
-        })
-        .collect()
-}
+use vhdprep_check::{OsState, Policy, Report, Severity};
 
 fn status(r: &Report, id: &str) -> (RuleStatus, Option<String>) {
     let x = r.rules.iter().find(|x| x.id == id).unwrap();

@@ -71,11 +71,7 @@ pub const RULES: &[RuleInfo] = &[
 
 /// Evaluates CERT-001..019 (called only with `--marketplace`).
 pub fn evaluate(ctx: &Context, out: &mut Collector) {
-    let why = ctx
-        .unexamined
-        .clone()
-        .map(|w| format!("the guest was not examined: {w}"))
-        .unwrap_or_else(|| "the guest was not examined".into());
+    let why = ctx.not_examined_reason();
     bash_history(ctx, out, &why);
     agent_version(ctx, out, &why);
     kernel_parameters(ctx, out, &why);

@@ -40,11 +40,7 @@ pub const NO_VERSION: &str =
 
 /// Evaluates GAL-001..008 and GAL-011; GAL-009/010 are skipped (see [`evaluate_names`]).
 pub fn evaluate(ctx: &Context, out: &mut Collector) {
-    let why = ctx
-        .unexamined
-        .clone()
-        .map(|w| format!("the guest was not examined: {w}"))
-        .unwrap_or_else(|| "the guest was not examined".into());
+    let why = ctx.not_examined_reason();
     os_type(ctx, out, &why);
     os_state(ctx, out, &why);
     generation(ctx, out);

@@ -63,16 +63,6 @@ pub fn evaluate(ctx: &Context, out: &mut Collector) {
     os_type(ctx, out);
 }
 
-/// The osState the image is judged as (declared, else derived, else Generalized) and how it
-/// was known.
-fn os_state(ctx: &Context) -> (OsState, &'static str) {
-    match (ctx.policy.os_state, ctx.derived.os_state.value) {
-        (Some(s), _) => (s, "declared"),
-        (None, Some(s)) => (s, "derived"),
-        (None, None) => (OsState::Generalized, "assumed"),
-    }
-}
-
 fn evidence_text(e: &Evidence) -> String {
     match e.line {
         Some(l) => format!("{}:{l}: {}", e.path, e.detail),
@@ -117,7 +107,7 @@ fn ssh_server(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "SYS-001";
     out.evaluated(ID);
     let ssh = &sys.ssh;
-    let (state, how) = os_state(ctx);
+    let (state, how) = ctx.judged_os_state();
     let sev = match state {
         OsState::Generalized => Severity::Error,
         OsState::Specialized => Severity::Warning,
@@ -765,7 +755,7 @@ fn histories(sys: &SystemFacts, out: &mut Collector) {
 
 fn credentials(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "SYS-010";
-    let (state, how) = os_state(ctx);
+    let (state, how) = ctx.judged_os_state();
     if state == OsState::Specialized {
         out.skip(
             ID,
