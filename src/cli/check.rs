@@ -27,6 +27,33 @@ pub enum SecurityTypeArg {
     TrustedLaunchSupported,
 }
 
+impl From<GenerationArg> for Generation {
+    fn from(g: GenerationArg) -> Self {
+        match g {
+            GenerationArg::V1 => Generation::V1,
+            GenerationArg::V2 => Generation::V2,
+        }
+    }
+}
+
+impl From<OsStateArg> for OsState {
+    fn from(s: OsStateArg) -> Self {
+        match s {
+            OsStateArg::Generalized => OsState::Generalized,
+            OsStateArg::Specialized => OsState::Specialized,
+        }
+    }
+}
+
+impl From<SecurityTypeArg> for SecurityType {
+    fn from(s: SecurityTypeArg) -> Self {
+        match s {
+            SecurityTypeArg::Standard => SecurityType::Standard,
+            SecurityTypeArg::TrustedLaunchSupported => SecurityType::TrustedLaunchSupported,
+        }
+    }
+}
+
 #[derive(Clone, Copy, ValueEnum)]
 pub enum FailOnArg {
     Error,
@@ -93,22 +120,13 @@ fn policy(args: &CheckArgs) -> Result<(Policy, Vec<PathBuf>), CliError> {
         None => (Policy::default(), Vec::new()),
     };
     if let Some(g) = args.generation {
-        p.generation = Some(match g {
-            GenerationArg::V1 => Generation::V1,
-            GenerationArg::V2 => Generation::V2,
-        });
+        p.generation = Some(g.into());
     }
     if let Some(s) = args.os_state {
-        p.os_state = Some(match s {
-            OsStateArg::Generalized => OsState::Generalized,
-            OsStateArg::Specialized => OsState::Specialized,
-        });
+        p.os_state = Some(s.into());
     }
     if let Some(s) = args.security_type {
-        p.security_type = Some(match s {
-            SecurityTypeArg::Standard => SecurityType::Standard,
-            SecurityTypeArg::TrustedLaunchSupported => SecurityType::TrustedLaunchSupported,
-        });
+        p.security_type = Some(s.into());
     }
     p.marketplace |= args.marketplace;
     p.nvme |= args.nvme;

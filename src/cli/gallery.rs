@@ -9,7 +9,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use vhdprep::check::gallery::{check_definition_name, check_version_name, GalleryReport};
 use vhdprep::check::Severity;
-use vhdprep::check::{Context, Generation, OsState, Policy, SecurityType};
+use vhdprep::check::{Context, Policy};
 use vhdprep::disk::DiskImage;
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -56,18 +56,9 @@ pub struct GalleryArgs {
 
 fn policy(a: &GalleryArgs) -> Policy {
     Policy {
-        generation: a.generation.map(|g| match g {
-            GenerationArg::V1 => Generation::V1,
-            GenerationArg::V2 => Generation::V2,
-        }),
-        os_state: a.os_state.map(|s| match s {
-            OsStateArg::Generalized => OsState::Generalized,
-            OsStateArg::Specialized => OsState::Specialized,
-        }),
-        security_type: a.security_type.map(|s| match s {
-            SecurityTypeArg::Standard => SecurityType::Standard,
-            SecurityTypeArg::TrustedLaunchSupported => SecurityType::TrustedLaunchSupported,
-        }),
+        generation: a.generation.map(Into::into),
+        os_state: a.os_state.map(Into::into),
+        security_type: a.security_type.map(Into::into),
         nvme: a.nvme,
         accelerated_networking: a.accelerated_networking,
         ..Policy::default()
