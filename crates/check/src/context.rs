@@ -9,7 +9,7 @@ use vhdprep_guest::elf::Architecture;
 use vhdprep_guest::facts::{
     agents::{agent_facts, AgentFacts},
     boot::{boot_facts, BootFacts},
-    kernel::{kernel_facts, KernelFacts},
+    kernel::{command_lines, kernel_facts, KernelFacts},
     system::{system_facts, SystemFacts},
 };
 use vhdprep_guest::inspect::{architecture, os, OsReport};
@@ -138,29 +138,42 @@ impl<'a> Context<'a> {
                 ctx.unexamined =
                     Some("no root filesystem (with /etc/os-release) was found".to_string());
             }
-            if let (Some(disk), Some(table)) = (&ctx.disk, &d.table) {
-                ctx.boot = Some(boot_facts(
-                    disk.as_ref(),
-                    table,
-                    &d.volumes,
-                    ctx.guest.as_ref().map(|g| &g.tree),
-                ));
-            }
         }
-        if let Some(g) = &ctx.guest {
-            ctx.os = os(g);
-            ctx.architecture = architecture(g);
-            let kernel = kernel_facts(&g.tree);
-            let cmdline: Vec<String> = kernel
-                .cmdlines
-                .effective
+        // The kernel facts (initramfs decompression: the costliest part) run on a second
+        // thread while the boot chain, the agents and the system facts are read here.
+        std::thread::scope(|scope| {
+            let kernel = ctx
+                .guest
                 .as_ref()
-                .map(|c| c.args.clone())
-                .unwrap_or_default();
-            ctx.agents = Some(agent_facts(&g.tree, &cmdline));
-            ctx.kernel = Some(kernel);
-            ctx.system = Some(system_facts(&g.tree, &g.fstab));
-        }
+                .map(|g| scope.spawn(move || kernel_facts(&g.tree)));
+            if let (Some(disk), Some(d)) = (&ctx.disk, &ctx.discovery) {
+                if let Some(table) = &d.table {
+                    ctx.boot = Some(boot_facts(
+                        disk.as_ref(),
+                        table,
+                        &d.volumes,
+                        ctx.guest.as_ref().map(|g| &g.tree),
+                    ));
+                }
+            }
+            if let Some(g) = &ctx.guest {
+                ctx.os = os(g);
+                ctx.architecture = architecture(g);
+                let cmdline: Vec<String> = command_lines(&g.tree)
+                    .effective
+                    .map(|c| c.args)
+                    .unwrap_or_default();
+                ctx.agents = Some(agent_facts(&g.tree, &cmdline));
+                ctx.system = Some(system_facts(&g.tree, &g.fstab));
+            }
+            if let Some(handle) = kernel {
+                ctx.kernel = Some(
+                    handle
+                        .join()
+                        .unwrap_or_else(|p| std::panic::resume_unwind(p)),
+                );
+            }
+        });
         ctx.derived = verdict::derive(&ctx);
         Ok(ctx)
     }

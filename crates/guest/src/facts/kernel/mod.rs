@@ -328,6 +328,15 @@ fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
 }
 
 /// Gathers the kernel facts of a guest.
+/// Every kernel command line the guest's boot configuration holds, effective one first (what
+/// [`kernel_facts`] reports as `cmdlines`): cheap, for callers that need the command line
+/// before the kernels and initramfs images are examined.
+pub fn command_lines(guest: &GuestTree) -> CommandLines {
+    cmdline::gather(&|p| text(guest, p), &|d| names(guest, d), &|p| {
+        find_boot_file(guest, p)
+    })
+}
+
 pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     let kernels = versions(guest).iter().map(|v| kernel(guest, v)).collect();
 
@@ -366,9 +375,7 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
         }
     }
 
-    let cmdlines = cmdline::gather(&|p| text(guest, p), &|d| names(guest, d), &|p| {
-        find_boot_file(guest, p)
-    });
+    let cmdlines = command_lines(guest);
     if let Some(src) = cmdlines.effective_source() {
         for key in ["modprobe.blacklist", "module_blacklist"] {
             for v in src.cmdline.value(key) {
