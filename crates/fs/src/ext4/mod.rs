@@ -14,7 +14,7 @@
 use crate::{split_path, DirEntry, FileKind, FileSystem, FsError, FsResult, Metadata, Volume};
 use ext4_view::{Ext4, Ext4Error, Ext4Read, FileType};
 use std::panic::{self, AssertUnwindSafe};
-use std::sync::mpsc;
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
 
 const FS: &str = "ext4";
@@ -85,44 +85,70 @@ fn map_err(e: Ext4Error, path: &[u8]) -> FsError {
     }
 }
 
+/// Reader threads per filesystem, each with its own `Ext4` (which is not `Sync`): callers on
+/// several threads (check gathers kernel facts beside the others) are not serialised on one.
+const WORKERS: usize = 2;
+
 /// Opens the ext2/3/4 filesystem of `vol`, read-only (the journal is read, never replayed
 /// onto the volume).
 pub fn open(vol: Volume) -> FsResult<Ext4Fs> {
     let (jobs, rx) = mpsc::channel::<Job>();
-    let (ready_tx, ready_rx) = mpsc::sync_channel::<FsResult<(Option<String>, String)>>(1);
-    thread::Builder::new()
-        .name("vhdprep-ext4".into())
-        .spawn(move || {
-            let loaded =
-                panic::catch_unwind(AssertUnwindSafe(|| Ext4::load(Box::new(VolReader(vol)))));
-            let fs = match loaded {
-                Ok(Ok(fs)) => fs,
-                Ok(Err(e)) => {
-                    let _ = ready_tx.send(Err(map_err(e, b"/")));
-                    return;
-                }
-                Err(p) => {
-                    let _ = ready_tx.send(Err(corrupt(format!(
-                        "ext4-view panicked while loading: {}",
-                        crate::api::panic_text(&*p)
-                    ))));
-                    return;
-                }
-            };
-            let label = fs.label().to_str().ok().and_then(|l| {
-                let l = l.trim_end();
-                (!l.is_empty()).then(|| l.to_string())
-            });
-            let _ = ready_tx.send(Ok((label, fs.uuid().to_string())));
-            for job in rx {
-                // A panicking job drops its reply channel: the caller sees Corrupt.
-                let _ = panic::catch_unwind(AssertUnwindSafe(|| job(&fs)));
-            }
-        })?;
-    let (label, uuid) = ready_rx
-        .recv()
-        .map_err(|_| corrupt("ext4 reader thread ended while loading"))??;
+    let rx = Arc::new(Mutex::new(rx));
+    let (ready_tx, ready_rx) = mpsc::sync_channel::<FsResult<(Option<String>, String)>>(WORKERS);
+    for _ in 0..WORKERS {
+        let (vol, rx, ready_tx) = (vol.clone(), rx.clone(), ready_tx.clone());
+        thread::Builder::new()
+            .name("vhdprep-ext4".into())
+            .spawn(move || worker(vol, &rx, &ready_tx))?;
+    }
+    drop(ready_tx);
+    let mut first = None;
+    for _ in 0..WORKERS {
+        let loaded = ready_rx
+            .recv()
+            .map_err(|_| corrupt("ext4 reader thread ended while loading"))??;
+        first.get_or_insert(loaded);
+    }
+    let (label, uuid) = first.ok_or_else(|| corrupt("no ext4 reader thread"))?;
     Ok(Ext4Fs { jobs, label, uuid })
+}
+
+/// One reader thread: loads the filesystem, reports (label, UUID) or the error, then runs jobs
+/// until every sender is gone.
+fn worker(
+    vol: Volume,
+    rx: &Mutex<mpsc::Receiver<Job>>,
+    ready_tx: &mpsc::SyncSender<FsResult<(Option<String>, String)>>,
+) {
+    let loaded = panic::catch_unwind(AssertUnwindSafe(|| Ext4::load(Box::new(VolReader(vol)))));
+    let fs = match loaded {
+        Ok(Ok(fs)) => fs,
+        Ok(Err(e)) => {
+            let _ = ready_tx.send(Err(map_err(e, b"/")));
+            return;
+        }
+        Err(p) => {
+            let _ = ready_tx.send(Err(corrupt(format!(
+                "ext4-view panicked while loading: {}",
+                crate::api::panic_text(&*p)
+            ))));
+            return;
+        }
+    };
+    let label = fs.label().to_str().ok().and_then(|l| {
+        let l = l.trim_end();
+        (!l.is_empty()).then(|| l.to_string())
+    });
+    let _ = ready_tx.send(Ok((label, fs.uuid().to_string())));
+    loop {
+        // The lock is held only to take the next job; nothing can panic while it is held.
+        let job = match rx.lock().unwrap_or_else(|p| p.into_inner()).recv() {
+            Ok(job) => job,
+            Err(_) => return,
+        };
+        // A panicking job drops its reply channel: the caller sees Corrupt.
+        let _ = panic::catch_unwind(AssertUnwindSafe(|| job(&fs)));
+    }
 }
 
 impl Ext4Fs {
