@@ -1,0 +1,258 @@
+//! The zero map: which 512-byte pages hold a non-zero byte, as merged ranges.
+//!
+//! Azure page blobs are written in 512-byte pages and a page never written reads as zeros, so
+//! an uploader sends only the non-zero pages. Each buffer is scanned into a bitmap (one bit per
+//! page, set when the page holds a non-zero byte); the bitmap becomes runs; the runs feed the
+//! caller's [`Observer`](crate::Observer) and the merged [`ZeroMap`].
+
+use crate::Observer;
+use std::ops::Range;
+
+/// Granularity of the map: one page blob page.
+pub const PAGE: u64 = 512;
+
+/// The most one Put Page request carries. Non-zero pieces reported as the pass goes, and the
+/// per-range MD5s, never cross a multiple of it.
+pub const PUT_PAGE_MAX: u64 = 4 << 20;
+
+/// Bitmap words needed for `len` bytes.
+pub fn words_for(len: usize) -> usize {
+    len.div_ceil(PAGE as usize).div_ceil(64)
+}
+
+/// True when every byte of `page` is zero. ORs u64 words (the compiler vectorises the fold).
+#[inline]
+pub fn page_is_zero(page: &[u8]) -> bool {
+    let mut words = page.chunks_exact(8);
+    let acc = (&mut words).fold(0u64, |a, w| {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(w);
+        a | u64::from_ne_bytes(b)
+    });
+    acc == 0 && words.remainder().iter().all(|&b| b == 0)
+}
+
+/// Scans `buf` page by page: bit `i % 64` of `bits[i / 64]` is set when page `i` holds a
+/// non-zero byte. The last page may be short. `bits` must hold [`words_for`]`(buf.len())`
+/// words; they are overwritten.
+pub fn scan(buf: &[u8], bits: &mut [u64]) {
+    bits.fill(0);
+    for (i, page) in buf.chunks(PAGE as usize).enumerate() {
+        if !page_is_zero(page) {
+            if let Some(w) = bits.get_mut(i / 64) {
+                *w |= 1 << (i % 64);
+            }
+        }
+    }
+}
+
+/// The runs of a scanned buffer of `len` bytes that starts at absolute offset `base`:
+/// alternating maximal runs of zero and non-zero pages, in order, covering the buffer, with
+/// non-zero runs also cut at every multiple of [`PUT_PAGE_MAX`].
+pub fn runs(bits: &[u64], len: usize, base: u64) -> Vec<(Range<u64>, bool)> {
+    let pages = len.div_ceil(PAGE as usize);
+    let mut out: Vec<(Range<u64>, bool)> = Vec::new();
+    let mut i = 0;
+    while i < pages {
+        let set = bits.get(i / 64).is_some_and(|w| w >> (i % 64) & 1 == 1);
+        // Extend the run over whole words where possible.
+        let mut j = i + 1;
+        while j < pages {
+            let w = bits.get(j / 64).copied().unwrap_or(0);
+            if j % 64 == 0 && j + 64 <= pages && w == if set { u64::MAX } else { 0 } {
+                j += 64;
+                continue;
+            }
+            if (w >> (j % 64) & 1 == 1) != set {
+                break;
+            }
+            j += 1;
+        }
+        let start = base + (i as u64) * PAGE;
+        let end = base + ((j as u64) * PAGE).min(len as u64);
+        if set {
+            let mut at = start;
+            while at < end {
+                let cut = (at / PUT_PAGE_MAX + 1) * PUT_PAGE_MAX;
+                let e = cut.min(end);
+                out.push((at..e, false));
+                at = e;
+            }
+        } else {
+            out.push((start..end, true));
+        }
+        i = j;
+    }
+    out
+}
+
+/// The merged non-zero ranges of a disk and the bytes they hold.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ZeroMap {
+    ranges: Vec<Range<u64>>,
+    nonzero_bytes: u64,
+}
+
+impl ZeroMap {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds a non-zero range that starts at or after the end of the last one; touching ranges
+    /// merge.
+    pub fn push_nonzero(&mut self, r: Range<u64>) {
+        if r.is_empty() {
+            return;
+        }
+        self.nonzero_bytes += r.end - r.start;
+        match self.ranges.last_mut() {
+            Some(last) if last.end == r.start => last.end = r.end,
+            _ => self.ranges.push(r),
+        }
+    }
+
+    /// The non-zero ranges, in order, merged, at 512-byte page granularity (the last may end
+    /// mid-page at the end of the input).
+    pub fn ranges(&self) -> &[Range<u64>] {
+        &self.ranges
+    }
+
+    /// Bytes in the non-zero ranges: what an uploader sends.
+    pub fn nonzero_bytes(&self) -> u64 {
+        self.nonzero_bytes
+    }
+}
+
+/// Takes the runs of the pass in order, reports them to the observer (zero runs merged across
+/// buffers and holes, non-zero runs as pieces within one 4 MiB window) and builds the map.
+pub(crate) struct RunSink<'o> {
+    pending_zero: Option<Range<u64>>,
+    map: Option<ZeroMap>,
+    observer: &'o mut dyn Observer,
+}
+
+impl<'o> RunSink<'o> {
+    pub(crate) fn new(observer: &'o mut dyn Observer, keep_map: bool) -> Self {
+        RunSink {
+            pending_zero: None,
+            map: keep_map.then(ZeroMap::new),
+            observer,
+        }
+    }
+
+    pub(crate) fn observer(&mut self) -> &mut dyn Observer {
+        self.observer
+    }
+
+    pub(crate) fn push(&mut self, r: Range<u64>, is_zero: bool) {
+        if r.is_empty() {
+            return;
+        }
+        if is_zero {
+            match &mut self.pending_zero {
+                Some(p) if p.end == r.start => p.end = r.end,
+                _ => {
+                    self.flush();
+                    self.pending_zero = Some(r);
+                }
+            }
+        } else {
+            self.flush();
+            if let Some(m) = &mut self.map {
+                m.push_nonzero(r.clone());
+            }
+            self.observer.range(r, false);
+        }
+    }
+
+    fn flush(&mut self) {
+        if let Some(z) = self.pending_zero.take() {
+            self.observer.range(z, true);
+        }
+    }
+
+    pub(crate) fn finish(mut self) -> Option<ZeroMap> {
+        self.flush();
+        self.map
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scanned(buf: &[u8]) -> Vec<u64> {
+        let mut bits = vec![0u64; words_for(buf.len())];
+        scan(buf, &mut bits);
+        bits
+    }
+
+    #[test]
+    fn page_is_zero_sees_every_byte() {
+        for len in [0usize, 1, 7, 8, 9, 511, 512] {
+            let mut v = vec![0u8; len];
+            assert!(page_is_zero(&v));
+            for i in 0..len {
+                v[i] = 0x80;
+                assert!(!page_is_zero(&v), "len {len} byte {i}");
+                v[i] = 0;
+            }
+        }
+    }
+
+    #[test]
+    fn runs_alternate_and_cover_the_buffer() {
+        let mut v = vec![0u8; 200 * 512 + 100];
+        v[0] = 1;
+        v[512 * 3 + 511] = 1;
+        v[512 * 4] = 1;
+        for p in 70..190 {
+            v[p * 512 + 7] = 2;
+        }
+        v[200 * 512 + 99] = 3;
+        let r = runs(&scanned(&v), v.len(), 1 << 20);
+        let b = 1u64 << 20;
+        assert_eq!(
+            r,
+            vec![
+                (b..b + 512, false),
+                (b + 512..b + 3 * 512, true),
+                (b + 3 * 512..b + 5 * 512, false),
+                (b + 5 * 512..b + 70 * 512, true),
+                (b + 70 * 512..b + 190 * 512, false),
+                (b + 190 * 512..b + 200 * 512, true),
+                (b + 200 * 512..b + 200 * 512 + 100, false),
+            ]
+        );
+    }
+
+    #[test]
+    fn nonzero_runs_are_cut_at_4_mib() {
+        let v = vec![1u8; 9 << 20];
+        let base = 3 << 20;
+        let r = runs(&scanned(&v), v.len(), base);
+        assert_eq!(
+            r,
+            vec![
+                (base..4 << 20, false),
+                (4 << 20..8 << 20, false),
+                (8 << 20..12 << 20, false),
+            ]
+        );
+        let z = vec![0u8; 9 << 20];
+        assert_eq!(runs(&scanned(&z), z.len(), 0), vec![(0..9 << 20, true)]);
+        assert!(runs(&[], 0, 0).is_empty());
+    }
+
+    #[test]
+    fn map_merges_touching_ranges() {
+        let mut m = ZeroMap::new();
+        m.push_nonzero(0..512);
+        m.push_nonzero(512..1024);
+        m.push_nonzero(2048..2049);
+        m.push_nonzero(5..5);
+        assert_eq!(m.ranges(), &[0..1024, 2048..2049]);
+        assert_eq!(m.nonzero_bytes(), 1025);
+    }
+}
