@@ -111,6 +111,52 @@ impl Manifest {
         }
     }
 
+    /// Pretty JSON, keys in the documented order, one `ranges` entry per line.
+    pub fn to_json(&self) -> String {
+        fn enc<T: Serialize + ?Sized>(v: &T) -> String {
+            serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+        }
+        let mut fields: Vec<(&str, String)> = Vec::new();
+        let strings = [
+            ("md5", &self.md5),
+            ("md5_base64", &self.md5_base64),
+            ("sha256", &self.sha256),
+            ("crc32", &self.crc32),
+            ("blake3", &self.blake3),
+        ];
+        for (k, v) in strings {
+            if let Some(v) = v {
+                fields.push((k, enc(v)));
+            }
+        }
+        if let Some(v) = self.size {
+            fields.push(("size", v.to_string()));
+        }
+        if let Some(v) = self.nonzero_bytes {
+            fields.push(("nonzero_bytes", v.to_string()));
+        }
+        if let Some(r) = &self.ranges {
+            let body = if r.is_empty() {
+                "[]".to_string()
+            } else {
+                let lines: Vec<String> = r
+                    .iter()
+                    .map(|e| match e {
+                        RangeEntry::Plain(o, l) => format!("    [{o}, {l}]"),
+                        RangeEntry::WithMd5(o, l, m) => format!("    [{o}, {l}, {}]", enc(m)),
+                    })
+                    .collect();
+                format!("[\n{}\n  ]", lines.join(",\n"))
+            };
+            fields.push(("ranges", body));
+        }
+        let body: Vec<String> = fields
+            .iter()
+            .map(|(k, v)| format!("  \"{k}\": {v}"))
+            .collect();
+        format!("{{\n{}\n}}\n", body.join(",\n"))
+    }
+
     /// Reads and parses a manifest file.
     pub fn load(path: &Path) -> Result<Manifest, ChecksumError> {
         let fail = |what: String| ChecksumError::Manifest {
@@ -241,6 +287,35 @@ mod tests {
         assert_eq!(
             serde_json::to_string(&m).unwrap(),
             r#"{"md5":"aa","crc32":"00000000","size":0,"ranges":[]}"#
+        );
+    }
+
+    #[test]
+    fn pretty_json_parses_back_with_one_range_per_line() {
+        let m = Manifest {
+            md5: Some("d41d8cd98f00b204e9800998ecf8427e".into()),
+            size: Some(4096),
+            nonzero_bytes: Some(1024),
+            ranges: Some(vec![
+                RangeEntry::WithMd5(0, 512, "a\"b".into()),
+                RangeEntry::WithMd5(1024, 512, "x".into()),
+            ]),
+            ..Default::default()
+        };
+        let text = m.to_json();
+        assert_eq!(
+            text,
+            "{\n  \"md5\": \"d41d8cd98f00b204e9800998ecf8427e\",\n  \"size\": 4096,\n  \"nonzero_bytes\": 1024,\n  \"ranges\": [\n    [0, 512, \"a\\\"b\"],\n    [1024, 512, \"x\"]\n  ]\n}\n"
+        );
+        assert_eq!(serde_json::from_str::<Manifest>(&text).unwrap(), m);
+        let empty = Manifest {
+            size: Some(0),
+            ranges: Some(vec![]),
+            ..Default::default()
+        };
+        assert_eq!(
+            serde_json::from_str::<Manifest>(&empty.to_json()).unwrap(),
+            empty
         );
     }
 
