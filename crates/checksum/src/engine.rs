@@ -69,7 +69,7 @@ pub fn run(
     let cancel = AtomicBool::new(false);
     let mut seq: Vec<SeqHash> = Vec::new();
     if opts.md5 {
-        seq.push(SeqHash::Md5(Default::default()));
+        seq.push(SeqHash::Md5(Box::default()));
     }
     if opts.sha256 {
         seq.push(SeqHash::Sha256(Default::default()));

@@ -34,6 +34,7 @@ mod engine;
 mod error;
 pub mod extents;
 pub mod manifest;
+pub mod md5;
 pub mod pool;
 mod range_md5;
 mod sequential;

@@ -6,8 +6,8 @@
 //! tasks of different buffers run at the same time. The buffer is shared, not copied; it goes
 //! back to the pool when the task is done.
 
+use crate::md5::Md5;
 use crate::pool::Buf;
-use md5::{Digest, Md5};
 use std::ops::Range;
 use std::sync::mpsc::Sender;
 use std::sync::Arc;
@@ -46,7 +46,7 @@ pub(crate) fn spawn(buf: Arc<Buf>, base: u64, pieces: Vec<Range<u64>>, out: Send
                 Some(RangeMd5 {
                     offset: p.start,
                     length: p.end - p.start,
-                    md5: Md5::digest(bytes).into(),
+                    md5: Md5::digest(bytes),
                 })
             })
             .collect();

@@ -6,9 +6,9 @@
 //! hands every buffer to the rayon pool ([`blake3::Hasher::update_rayon`]). Holes arrive as
 //! a length and are hashed from one shared buffer of zeros, never read.
 
+use crate::md5::Md5;
 use crate::pool::Buf;
-use md5::{Digest, Md5};
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
@@ -24,7 +24,7 @@ pub(crate) enum Msg {
 
 /// A sequential hash in progress.
 pub(crate) enum SeqHash {
-    Md5(Md5),
+    Md5(Box<Md5>),
     Sha256(Sha256),
     Blake3(Box<blake3::Hasher>),
 }
@@ -57,7 +57,7 @@ impl SeqHash {
 
     fn finish(self) -> SeqValue {
         match self {
-            SeqHash::Md5(h) => SeqValue::Md5(h.finalize().into()),
+            SeqHash::Md5(h) => SeqValue::Md5(h.finalize()),
             SeqHash::Sha256(h) => SeqValue::Sha256(h.finalize().into()),
             SeqHash::Blake3(h) => SeqValue::Blake3(*h.finalize().as_bytes()),
         }
