@@ -275,7 +275,8 @@ fn produce(
 }
 
 /// Reads `buf.len()` bytes at `at` into `buf` in [`PIECE`]-sized rayon tasks; each task also
-/// scans its piece into `bits` and computes its CRC32, while the piece is still in cache.
+/// scans its piece into `bits` and computes its CRC32, while the piece is still in cache (a
+/// piece of zeros gets its CRC32 by arithmetic, without hashing it).
 /// Returns the CRC32 of each piece, in order (empty when `crc` is off).
 fn fill(
     reader: &dyn ReadAt,
@@ -300,13 +301,21 @@ fn fill(
                     offset,
                     source,
                 })?;
-            if scan {
+            // The scan also serves the CRC: a piece of zeros gets its CRC by arithmetic.
+            let zero = if scan || crc {
                 zero_map::scan(piece, bits);
-            }
+                bits.iter().all(|&w| w == 0)
+            } else {
+                false
+            };
             Ok(crc.then(|| {
-                let mut h = crc32fast::Hasher::new();
-                h.update(piece);
-                h
+                if zero {
+                    crate::crc::zeros(piece.len() as u64)
+                } else {
+                    let mut h = crc32fast::Hasher::new();
+                    h.update(piece);
+                    h
+                }
             }))
         })
         .collect::<Result<_, ChecksumError>>()?;

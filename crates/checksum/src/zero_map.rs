@@ -20,16 +20,20 @@ pub fn words_for(len: usize) -> usize {
     len.div_ceil(PAGE as usize).div_ceil(64)
 }
 
-/// True when every byte of `page` is zero. ORs u64 words (the compiler vectorises the fold).
+/// True when every byte of `page` is zero. ORs 64 bytes at a time in u64 words (the compiler
+/// vectorises the fold) and stops at the first 64 bytes that are not all zero, so a page of
+/// data usually costs one load.
 #[inline]
 pub fn page_is_zero(page: &[u8]) -> bool {
-    let mut words = page.chunks_exact(8);
-    let acc = (&mut words).fold(0u64, |a, w| {
-        let mut b = [0u8; 8];
-        b.copy_from_slice(w);
-        a | u64::from_ne_bytes(b)
+    let mut blocks = page.chunks_exact(64);
+    let all = (&mut blocks).all(|block| {
+        block.chunks_exact(8).fold(0u64, |a, w| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            a | u64::from_ne_bytes(b)
+        }) == 0
     });
-    acc == 0 && words.remainder().iter().all(|&b| b == 0)
+    all && blocks.remainder().iter().all(|&b| b == 0)
 }
 
 /// Scans `buf` page by page: bit `i % 64` of `bits[i / 64]` is set when page `i` holds a
