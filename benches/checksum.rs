@@ -80,7 +80,13 @@ fn make_half(path: &Path, gib: u64) {
 
 /// `total` bytes of holes with `data` bytes of pseudo-random 4 MiB blocks spread evenly.
 fn make_sparse(path: &Path, total: u64, data: u64) {
-    let f = File::create(path).unwrap();
+    let f = File::options()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .open(path)
+        .unwrap();
     f.set_len(total).unwrap();
     let blocks = data / (4 * MIB);
     let stride = total / blocks / (4 * MIB) * (4 * MIB);

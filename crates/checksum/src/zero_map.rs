@@ -26,7 +26,7 @@ pub fn words_for(len: usize) -> usize {
 #[inline]
 pub fn page_is_zero(page: &[u8]) -> bool {
     let mut blocks = page.chunks_exact(64);
-    let all = (&mut blocks).all(|block| {
+    let all = blocks.all(|block| {
         block.chunks_exact(8).fold(0u64, |a, w| {
             let mut b = [0u8; 8];
             b.copy_from_slice(w);
