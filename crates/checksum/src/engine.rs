@@ -65,6 +65,16 @@ pub fn run(
     observer: &mut dyn Observer,
 ) -> Result<Digests, ChecksumError> {
     let total = reader.len();
+    // A pool of our own rather than rayon's global one: a caller that is itself running on
+    // the global pool (and blocks in this pass) cannot starve the tasks the pass waits for.
+    let workers = rayon::ThreadPoolBuilder::new()
+        .thread_name(|i| format!("vhdprep-checksum-{i}"))
+        .build()
+        .map_err(|e| ChecksumError::Thread {
+            path: name.to_owned(),
+            source: std::io::Error::other(e),
+        })?;
+    let workers = &workers;
     let zeros = vec![0u8; ZEROS];
     let cancel = AtomicBool::new(false);
     let mut seq: Vec<SeqHash> = Vec::new();
@@ -88,7 +98,7 @@ pub fn run(
             let handle = std::thread::Builder::new()
                 .name("vhdprep-hash".into())
                 .spawn_scoped(scope, move || {
-                    let v = sequential::run(hash, rx, &d, c, z);
+                    let v = sequential::run(hash, rx, &d, c, z, workers);
                     let _ = f.send(());
                     v
                 })
@@ -101,7 +111,7 @@ pub fn run(
         }
         drop(finished_tx);
         let counters: Vec<Arc<AtomicU64>> = lanes.iter().map(|l| l.done.clone()).collect();
-        let produced = produce(reader, name, opts, observer, lanes);
+        let produced = produce(reader, name, opts, observer, lanes, workers);
         if produced.is_err() {
             cancel.store(true, Ordering::Relaxed);
         }
@@ -145,6 +155,7 @@ fn produce(
     opts: &Options,
     observer: &mut dyn Observer,
     lanes: Vec<Lane>,
+    workers: &rayon::ThreadPool,
 ) -> Result<Digests, ChecksumError> {
     let total = reader.len();
     let scan = opts.zero_map || opts.range_md5;
@@ -203,15 +214,17 @@ fn produce(
                     let n = (end - at) as usize;
                     let mut buf = pool.get(n);
                     let words = zero_map::words_for(n);
-                    let pieces = fill(
-                        reader,
-                        name,
-                        &mut buf,
-                        at,
-                        opts.crc32,
-                        scan,
-                        &mut bits[..words],
-                    )?;
+                    let pieces = workers.install(|| {
+                        fill(
+                            reader,
+                            name,
+                            &mut buf,
+                            at,
+                            opts.crc32,
+                            scan,
+                            &mut bits[..words],
+                        )
+                    })?;
                     bytes_read += n as u64;
                     if let Some(c) = &mut crc {
                         for p in &pieces {
@@ -232,7 +245,7 @@ fn produce(
                         lane.tx.send(Msg::Data(buf.clone())).map_err(|_| lost())?;
                     }
                     if opts.range_md5 {
-                        range_md5::spawn(buf, at, nonzero, md5_tx.clone());
+                        range_md5::spawn(workers, buf, at, nonzero, md5_tx.clone());
                     }
                     at = end;
                     sink.observer().progress(progress(at), total);

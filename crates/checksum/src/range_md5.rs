@@ -30,13 +30,19 @@ impl RangeMd5 {
     }
 }
 
-/// Hashes `pieces` (absolute ranges inside the buffer that starts at `base`) on the rayon
-/// pool and sends the results to `out`. Returns at once.
-pub(crate) fn spawn(buf: Arc<Buf>, base: u64, pieces: Vec<Range<u64>>, out: Sender<Vec<RangeMd5>>) {
+/// Hashes `pieces` (absolute ranges inside the buffer that starts at `base`) on the pass's
+/// rayon pool and sends the results to `out`. Returns at once.
+pub(crate) fn spawn(
+    workers: &rayon::ThreadPool,
+    buf: Arc<Buf>,
+    base: u64,
+    pieces: Vec<Range<u64>>,
+    out: Sender<Vec<RangeMd5>>,
+) {
     if pieces.is_empty() {
         return;
     }
-    rayon::spawn(move || {
+    workers.spawn(move || {
         let done: Vec<RangeMd5> = pieces
             .iter()
             .filter_map(|p| {

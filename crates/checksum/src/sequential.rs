@@ -41,13 +41,13 @@ pub(crate) enum SeqValue {
 const BLAKE3_RAYON_MIN: usize = 128 << 10;
 
 impl SeqHash {
-    fn update(&mut self, data: &[u8]) {
+    fn update(&mut self, data: &[u8], workers: &rayon::ThreadPool) {
         match self {
             SeqHash::Md5(h) => h.update(data),
             SeqHash::Sha256(h) => h.update(data),
             SeqHash::Blake3(h) => {
                 if data.len() >= BLAKE3_RAYON_MIN {
-                    h.update_rayon(data);
+                    workers.install(|| h.update_rayon(data));
                 } else {
                     h.update(data);
                 }
@@ -72,6 +72,7 @@ pub(crate) fn run(
     done: &AtomicU64,
     cancel: &AtomicBool,
     zeros: &[u8],
+    workers: &rayon::ThreadPool,
 ) -> SeqValue {
     for msg in rx {
         if cancel.load(Ordering::Relaxed) {
@@ -79,7 +80,7 @@ pub(crate) fn run(
         }
         match msg {
             Msg::Data(buf) => {
-                hash.update(&buf);
+                hash.update(&buf, workers);
                 done.fetch_add(buf.len() as u64, Ordering::Relaxed);
             }
             Msg::Zeros(mut n) => {
@@ -88,7 +89,7 @@ pub(crate) fn run(
                     if k == 0 {
                         break;
                     }
-                    hash.update(&zeros[..k]);
+                    hash.update(&zeros[..k], workers);
                     done.fetch_add(k as u64, Ordering::Relaxed);
                     n -= k as u64;
                 }
