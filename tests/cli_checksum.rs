@@ -215,6 +215,22 @@ fn scopes_on_dynamic_and_fixed_vhds() {
             s(&vhd),
         ]);
         assert_eq!(disk, raw_json, "{sub}: disk scope equals the raw source");
+        // A disk-scope manifest verifies in disk scope, and fails in blob scope with a note.
+        let manifest = dir.path().join(format!("{sub}.json"));
+        std::fs::write(&manifest, serde_json::to_string(&disk).unwrap()).unwrap();
+        let out = run(&[
+            "checksum",
+            "--verify",
+            s(&manifest),
+            "--scope",
+            "disk",
+            s(&vhd),
+        ]);
+        assert_eq!(out.status.code(), Some(0));
+        let out = run(&["checksum", "--verify", s(&manifest), s(&vhd)]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&out.stdout).contains("size differs"));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("--scope disk"));
         let blob = json(&["checksum", "--json", "--md5", s(&vhd)]);
         assert_eq!(
             blob["md5"],

@@ -97,6 +97,15 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
         for d in &diffs {
             println!("{img}: {d}");
         }
+        if diffs.iter().any(|d| d.key == "size") {
+            let other = match scope {
+                Scope::Blob => "--scope disk",
+                Scope::Disk => "--scope blob",
+            };
+            eprintln!(
+                "vhdprep: note: the sizes differ; if the manifest was made with {other}, verify with {other}"
+            );
+        }
         return Ok(EXIT_FINDINGS);
     }
     let mut opts = Options {
