@@ -295,6 +295,25 @@ fn verify_exit_statuses() {
     }
     assert!(!text.contains("size differs"), "{text}");
 
+    // A default manifest (merged ranges): a byte written into a zero area changes the map.
+    let plain = dir.path().join("plain.json");
+    let out = run(&["checksum", "--json", "--output", s(&plain), s(&img)]);
+    assert_eq!(out.status.code(), Some(0));
+    File::options()
+        .write(true)
+        .open(&img)
+        .unwrap()
+        .write_all_at(b"\x02", 20 * MIB + 5)
+        .unwrap();
+    let out = run(&["checksum", "--verify", s(&plain), s(&img)]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("ranges differs") && text.contains(&format!("[{}, 512]", 20 * MIB)),
+        "{text}"
+    );
+    assert!(text.contains("nonzero_bytes differs"), "{text}");
+
     // A manifest with only a SHA-256 checks only that.
     let sha = dir.path().join("sha.json");
     let mut f = File::create(&sha).unwrap();
@@ -370,4 +389,44 @@ fn memory_stays_under_128_mib() {
     );
     let kib: u64 = first_word(out).parse().unwrap();
     assert!(kib < 128 * 1024, "peak RSS {kib} KiB");
+}
+
+#[test]
+fn memory_does_not_grow_with_the_map() {
+    // 512 MiB where every other 512-byte page is non-zero: 524288 ranges. Kept in memory with
+    // their JSON they would take tens of MiB; streamed to a spill file they take none.
+    let dir = tempfile::tempdir().unwrap();
+    let img = dir.path().join("striped.raw");
+    let mut block = vec![0u8; MIB as usize];
+    for p in (0..block.len()).step_by(1024) {
+        block[p] = 1;
+    }
+    let mut f = std::io::BufWriter::new(File::create(&img).unwrap());
+    for _ in 0..512 {
+        f.write_all(&block).unwrap();
+    }
+    f.flush().unwrap();
+    drop(f);
+    let out_json = dir.path().join("out.json");
+    let out = tool(
+        "python3",
+        "python3",
+        &[
+            "-c",
+            "import resource,subprocess,sys\nsubprocess.run(sys.argv[1:],check=True,stdout=subprocess.DEVNULL)\nprint(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)",
+            env!("CARGO_BIN_EXE_vhdprep"),
+            "checksum",
+            "--zero-map",
+            "--json",
+            "--output",
+            s(&out_json),
+            s(&img),
+        ],
+    );
+    let kib: u64 = first_word(out).parse().unwrap();
+    assert!(kib < 24 * 1024, "peak RSS {kib} KiB");
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&out_json).unwrap()).unwrap();
+    assert_eq!(v["ranges"].as_array().unwrap().len(), 512 * 1024);
+    assert_eq!(v["ranges"][7], serde_json::json!([7 * 1024, 512]));
+    assert_eq!(v["nonzero_bytes"], 256 * MIB);
 }

@@ -7,7 +7,9 @@ use clap::{Args, ValueEnum};
 use indicatif::ProgressBar;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use vhdprep::checksum::{checksum_path, verify_path, Digests, Manifest, Observer, Options, Scope};
+use vhdprep::checksum::{
+    checksum_path, verify_path, Digests, Manifest, Observer, Options, RangeSpill, Scope,
+};
 
 #[derive(Clone, Copy, ValueEnum)]
 pub enum ScopeArg {
@@ -115,21 +117,39 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
         blake3: args.blake3,
         zero_map: args.zero_map || args.range_md5,
         range_md5: args.range_md5,
+        // The ranges go to a spill file as they come (JSON) or are only counted (text), so
+        // memory does not grow with the map.
+        keep_ranges: false,
     };
     if opts.is_empty() {
-        opts = Options::default();
+        opts = Options {
+            keep_ranges: false,
+            ..Options::default()
+        };
     }
-    let digests = checksum_path(&args.image, scope, &opts, &mut bar).map_err(CliError::trouble)?;
-    bar.0.finish_and_clear();
-    let manifest = Manifest::from_digests(&digests);
-    let text = if args.json {
-        manifest.to_json()
+    let fail = |e: std::io::Error| CliError::trouble(format!("cannot write the result: {e}"));
+    // The bar is cleared before anything is printed (a clone: the spill holds the bar).
+    let pb = bar.0.clone();
+    if args.json {
+        let mut spill = RangeSpill::new(opts.range_md5, &mut bar).map_err(fail)?;
+        let digests =
+            checksum_path(&args.image, scope, &opts, &mut spill).map_err(CliError::trouble)?;
+        pb.finish_and_clear();
+        let manifest = Manifest::from_digests(&digests);
+        let zero_map = digests.zero_map.is_some();
+        emit(args.output.as_deref(), |out| {
+            if zero_map {
+                spill.write_json(&manifest, out)
+            } else {
+                out.write_all(manifest.to_json().as_bytes())
+            }
+        })?;
     } else {
-        render_text(&digests)
-    };
-    match &args.output {
-        Some(path) => write_output(path, &text)?,
-        None => print!("{text}"),
+        let digests =
+            checksum_path(&args.image, scope, &opts, &mut bar).map_err(CliError::trouble)?;
+        pb.finish_and_clear();
+        let text = render_text(&digests, opts.range_md5);
+        emit(args.output.as_deref(), |out| out.write_all(text.as_bytes()))?;
     }
     Ok(EXIT_OK)
 }
@@ -155,8 +175,9 @@ fn checked_keys(m: &Manifest) -> Vec<&'static str> {
     keys
 }
 
-/// One `key value` line per value, keys as in the JSON.
-fn render_text(d: &Digests) -> String {
+/// One `key value` line per value, keys as in the JSON; `pieces` when per-range MD5s were
+/// computed.
+fn render_text(d: &Digests, pieces: bool) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: String| out.push_str(&format!("{k:<14} {v}\n"));
     if let Some(v) = d.md5_hex() {
@@ -177,27 +198,41 @@ fn render_text(d: &Digests) -> String {
     line("size", d.size.to_string());
     if let Some(m) = &d.zero_map {
         line("nonzero_bytes", m.nonzero_bytes().to_string());
-        let what = match &d.range_md5 {
-            Some(p) => format!(
+        let what = if pieces {
+            format!(
                 "{} pieces of at most 4 MiB with their MD5s (--json lists them)",
-                p.len()
-            ),
-            None => format!("{} non-zero ranges (--json lists them)", m.ranges().len()),
+                m.piece_count()
+            )
+        } else {
+            format!("{} non-zero ranges (--json lists them)", m.range_count())
         };
         line("ranges", what);
     }
     out
 }
 
-fn write_output(path: &Path, text: &str) -> Result<(), CliError> {
+/// Runs `write` on standard output, or on a temporary file renamed to `path` once complete.
+fn emit(
+    path: Option<&Path>,
+    write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>,
+) -> Result<(), CliError> {
+    let Some(path) = path else {
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        return write(&mut out)
+            .and_then(|()| out.flush())
+            .map_err(|e| CliError::trouble(format!("cannot write the result: {e}")));
+    };
     let dir = path
         .parent()
         .filter(|d| !d.as_os_str().is_empty())
         .unwrap_or(Path::new("."));
     let fail =
         |e: std::io::Error| CliError::trouble(format!("{}: cannot write: {e}", path.display()));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
-    tmp.write_all(text.as_bytes()).map_err(fail)?;
+    let tmp = tempfile::NamedTempFile::new_in(dir).map_err(fail)?;
+    let mut out = std::io::BufWriter::new(tmp);
+    write(&mut out).map_err(fail)?;
+    let tmp = out.into_inner().map_err(|e| fail(e.into_error()))?;
     tmp.persist(path).map_err(|e| fail(e.error))?;
     Ok(())
 }

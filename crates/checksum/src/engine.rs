@@ -160,10 +160,12 @@ fn produce(
     let total = reader.len();
     let scan = opts.zero_map || opts.range_md5;
     let mut crc = opts.crc32.then(crc32fast::Hasher::new);
-    let mut sink = RunSink::new(observer, scan);
+    let mut sink = RunSink::new(observer, opts.keep_ranges);
     let mut pool = Pool::new(POOL_BUFFERS, CHUNK);
     let mut bits = vec![0u64; zero_map::words_for(CHUNK)];
-    let (md5_tx, md5_rx) = mpsc::channel::<Vec<RangeMd5>>();
+    let (md5_tx, md5_rx) = mpsc::channel::<(u64, Vec<RangeMd5>)>();
+    let mut md5_in_order = range_md5::InOrder::new(md5_rx, opts.keep_ranges);
+    let mut md5_jobs = 0u64;
     let mut bytes_read = 0u64;
     let lost = || ChecksumError::Internal {
         path: name.to_owned(),
@@ -244,9 +246,11 @@ fn produce(
                     for lane in &lanes {
                         lane.tx.send(Msg::Data(buf.clone())).map_err(|_| lost())?;
                     }
-                    if opts.range_md5 {
-                        range_md5::spawn(workers, buf, at, nonzero, md5_tx.clone());
+                    if opts.range_md5 && !nonzero.is_empty() {
+                        range_md5::spawn(workers, md5_jobs, buf, at, nonzero, md5_tx.clone());
+                        md5_jobs += 1;
                     }
+                    md5_in_order.poll(sink.observer());
                     at = end;
                     sink.observer().progress(progress(at), total);
                 }
@@ -255,19 +259,17 @@ fn produce(
     }
     drop(lanes);
     drop(md5_tx);
+    // Every task holds a sender: this returns when the last task is done.
+    let (pieces, md5_bytes) = md5_in_order.finish(sink.observer());
     let zero_map = sink.finish();
     let range_md5 = if opts.range_md5 {
-        // Every task holds a sender; the loop ends when the last task is done.
-        let mut all: Vec<RangeMd5> = md5_rx.into_iter().flatten().collect();
-        all.sort_unstable_by_key(|r| r.offset);
-        let covered: u64 = all.iter().map(|r| r.length).sum();
-        if Some(covered) != zero_map.as_ref().map(|m| m.nonzero_bytes()) {
+        if md5_bytes != zero_map.nonzero_bytes() {
             return Err(ChecksumError::Internal {
                 path: name.to_owned(),
                 what: "per-range MD5s do not cover the non-zero bytes".into(),
             });
         }
-        Some(all)
+        pieces
     } else {
         None
     };
@@ -277,11 +279,7 @@ fn produce(
         sha256: None,
         crc32: crc.map(|c| c.finalize()),
         blake3: None,
-        zero_map: if opts.zero_map || opts.range_md5 {
-            zero_map
-        } else {
-            None
-        },
+        zero_map: scan.then_some(zero_map),
         range_md5,
         bytes_read,
     })

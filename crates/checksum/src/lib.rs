@@ -38,12 +38,14 @@ pub mod md5;
 pub mod pool;
 mod range_md5;
 mod sequential;
+mod stream;
 pub mod zero_map;
 
 pub use engine::{CHUNK, MEMORY_BOUND, PIECE, POOL_BUFFERS};
 pub use error::ChecksumError;
 pub use manifest::{Manifest, Mismatch, RangeEntry};
 pub use range_md5::RangeMd5;
+pub use stream::{RangeCheck, RangeSpill};
 pub use zero_map::{ZeroMap, PAGE, PUT_PAGE_MAX};
 
 use base64::Engine as _;
@@ -67,6 +69,11 @@ pub struct Options {
     pub zero_map: bool,
     /// The MD5 of every non-zero piece, cut at 4 MiB (implies the zero map).
     pub range_md5: bool,
+    /// Keep the ranges and the per-range MD5s in the [`Digests`]. Off, they only reach the
+    /// [`Observer`] as the pass goes (the counts and `nonzero_bytes` are still there), and
+    /// memory stays bounded however many ranges the disk has: 16 bytes per kept range, 32 per
+    /// kept MD5 otherwise.
+    pub keep_ranges: bool,
 }
 
 impl Default for Options {
@@ -79,12 +86,13 @@ impl Default for Options {
             blake3: false,
             zero_map: true,
             range_md5: false,
+            keep_ranges: true,
         }
     }
 }
 
 impl Options {
-    /// Nothing selected; set the fields wanted.
+    /// Nothing selected (ranges kept if the map is turned on); set the fields wanted.
     pub fn none() -> Self {
         Options {
             md5: false,
@@ -93,6 +101,7 @@ impl Options {
             blake3: false,
             zero_map: false,
             range_md5: false,
+            keep_ranges: true,
         }
     }
 
@@ -105,12 +114,13 @@ impl Options {
             blake3: true,
             zero_map: true,
             range_md5: true,
+            keep_ranges: true,
         }
     }
 
-    /// True when nothing is selected.
+    /// True when no value is selected.
     pub fn is_empty(&self) -> bool {
-        *self == Options::none()
+        !(self.md5 || self.sha256 || self.crc32 || self.blake3 || self.zero_map || self.range_md5)
     }
 }
 
@@ -133,6 +143,13 @@ pub trait Observer {
     /// Called only when the zero map is on.
     fn range(&mut self, range: Range<u64>, is_zero: bool) {
         let _ = (range, is_zero);
+    }
+
+    /// The MD5 of the next non-zero piece, in order (only with [`Options::range_md5`]). It
+    /// comes shortly after [`Observer::range`] reported the piece: an uploader can send each
+    /// Put Page request with its `Content-MD5` as the pass goes.
+    fn range_md5(&mut self, piece: &RangeMd5) {
+        let _ = piece;
     }
 
     /// `done` of `total` bytes have gone through every requested hash.
@@ -175,9 +192,9 @@ pub struct Digests {
     pub crc32: Option<u32>,
     /// BLAKE3.
     pub blake3: Option<[u8; 32]>,
-    /// The non-zero ranges.
+    /// The non-zero ranges (only counted, not listed, without [`Options::keep_ranges`]).
     pub zero_map: Option<ZeroMap>,
-    /// The MD5 of each non-zero piece, in order.
+    /// The MD5 of each non-zero piece, in order (`None` without [`Options::keep_ranges`]).
     pub range_md5: Option<Vec<RangeMd5>>,
     /// Bytes actually read (holes are not).
     pub bytes_read: u64,
@@ -248,13 +265,23 @@ pub fn checksum_path(
 }
 
 /// Recomputes what `manifest` records over `path` in the given scope and returns every value
-/// that differs (empty when the image matches).
+/// that differs (empty when the image matches). The ranges are compared as the pass goes, so
+/// memory does not grow with the image's map.
 pub fn verify_path(
     manifest: &Manifest,
     path: &Path,
     scope: Scope,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Mismatch>, ChecksumError> {
-    let digests = checksum_path(path, scope, &manifest.options(), observer)?;
-    Ok(manifest.compare(&Manifest::from_digests(&digests)))
+    let expected = manifest.ranges.as_deref().unwrap_or(&[]);
+    let mut check = RangeCheck::new(expected);
+    let digests = {
+        let mut obs = check.observer(observer);
+        checksum_path(path, scope, &manifest.options(), &mut obs)?
+    };
+    let mut out = manifest.compare_values(&Manifest::from_digests(&digests));
+    if manifest.ranges.is_some() {
+        out.extend(check.mismatch());
+    }
+    Ok(out)
 }

@@ -60,6 +60,27 @@ pub struct Manifest {
     pub ranges: Option<Vec<RangeEntry>>,
 }
 
+fn enc<T: Serialize + ?Sized>(v: &T) -> String {
+    serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+}
+
+/// One `ranges` entry as a line of the pretty JSON (indented, no comma).
+pub(crate) fn entry_line(e: &RangeEntry) -> String {
+    match e {
+        RangeEntry::Plain(o, l) => format!("    [{o}, {l}]"),
+        RangeEntry::WithMd5(o, l, m) => format!("    [{o}, {l}, {}]", enc(m)),
+    }
+}
+
+/// `{ "k": v, ... }` over pre-encoded values, one key per line.
+pub(crate) fn json_object(fields: &[(&str, String)]) -> String {
+    let body: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| format!("  \"{k}\": {v}"))
+        .collect();
+    format!("{{\n{}\n}}\n", body.join(",\n"))
+}
+
 /// One value that differs between a manifest and the image.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mismatch {
@@ -91,13 +112,13 @@ impl Manifest {
                     .map(|p| RangeEntry::WithMd5(p.offset, p.length, p.md5_base64()))
                     .collect(),
             ),
-            (None, Some(map)) => Some(
+            (None, Some(map)) if map.is_kept() => Some(
                 map.ranges()
                     .iter()
                     .map(|r| RangeEntry::Plain(r.start, r.end - r.start))
                     .collect(),
             ),
-            (None, None) => None,
+            _ => None,
         };
         Manifest {
             md5: d.md5_hex(),
@@ -113,10 +134,22 @@ impl Manifest {
 
     /// Pretty JSON, keys in the documented order, one `ranges` entry per line.
     pub fn to_json(&self) -> String {
-        fn enc<T: Serialize + ?Sized>(v: &T) -> String {
-            serde_json::to_string(v).unwrap_or_else(|_| "null".into())
+        let mut fields = self.scalar_fields();
+        if let Some(r) = &self.ranges {
+            let body = if r.is_empty() {
+                "[]".to_string()
+            } else {
+                let lines: Vec<String> = r.iter().map(entry_line).collect();
+                format!("[\n{}\n  ]", lines.join(",\n"))
+            };
+            fields.push(("ranges", body));
         }
-        let mut fields: Vec<(&str, String)> = Vec::new();
+        json_object(&fields)
+    }
+
+    /// Every key but `ranges`, encoded, in order.
+    pub(crate) fn scalar_fields(&self) -> Vec<(&'static str, String)> {
+        let mut fields: Vec<(&'static str, String)> = Vec::new();
         let strings = [
             ("md5", &self.md5),
             ("md5_base64", &self.md5_base64),
@@ -135,26 +168,7 @@ impl Manifest {
         if let Some(v) = self.nonzero_bytes {
             fields.push(("nonzero_bytes", v.to_string()));
         }
-        if let Some(r) = &self.ranges {
-            let body = if r.is_empty() {
-                "[]".to_string()
-            } else {
-                let lines: Vec<String> = r
-                    .iter()
-                    .map(|e| match e {
-                        RangeEntry::Plain(o, l) => format!("    [{o}, {l}]"),
-                        RangeEntry::WithMd5(o, l, m) => format!("    [{o}, {l}, {}]", enc(m)),
-                    })
-                    .collect();
-                format!("[\n{}\n  ]", lines.join(",\n"))
-            };
-            fields.push(("ranges", body));
-        }
-        let body: Vec<String> = fields
-            .iter()
-            .map(|(k, v)| format!("  \"{k}\": {v}"))
-            .collect();
-        format!("{{\n{}\n}}\n", body.join(",\n"))
+        fields
     }
 
     /// Reads and parses a manifest file.
@@ -196,12 +210,27 @@ impl Manifest {
             blake3: self.blake3.is_some(),
             zero_map: self.nonzero_bytes.is_some() || self.ranges.is_some(),
             range_md5,
+            // Verification compares the ranges as they come (see `RangeCheck`).
+            keep_ranges: false,
         }
     }
 
     /// Every value of this manifest that differs from `actual`'s, in key order. Hex is
     /// compared without regard to case.
     pub fn compare(&self, actual: &Manifest) -> Vec<Mismatch> {
+        let mut out = self.compare_values(actual);
+        if let Some(e) = &self.ranges {
+            let mut check = crate::stream::RangeCheck::new(e);
+            for entry in actual.ranges.as_deref().unwrap_or(&[]) {
+                check.entry(entry.clone());
+            }
+            out.extend(check.mismatch());
+        }
+        out
+    }
+
+    /// [`Manifest::compare`] without `ranges`.
+    pub fn compare_values(&self, actual: &Manifest) -> Vec<Mismatch> {
         let mut out = Vec::new();
         let mut text = |key: &'static str, e: &Option<String>, a: &Option<String>, hex: bool| {
             if let Some(e) = e {
@@ -238,20 +267,6 @@ impl Manifest {
         };
         number("size", self.size, actual.size);
         number("nonzero_bytes", self.nonzero_bytes, actual.nonzero_bytes);
-        if let Some(e) = &self.ranges {
-            let a = actual.ranges.as_deref().unwrap_or(&[]);
-            if e.as_slice() != a {
-                let first = e.iter().zip(a).position(|(x, y)| x != y);
-                let i = first.unwrap_or(e.len().min(a.len()));
-                let show =
-                    |v: Option<&RangeEntry>| v.map_or("(none)".to_string(), |r| r.to_string());
-                out.push(Mismatch {
-                    key: "ranges",
-                    expected: format!("{} entries, entry {i} {}", e.len(), show(e.get(i))),
-                    actual: format!("{} entries, entry {i} {}", a.len(), show(a.get(i))),
-                });
-            }
-        }
         out
     }
 }

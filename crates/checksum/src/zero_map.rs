@@ -91,16 +91,42 @@ pub fn runs(bits: &[u64], len: usize, base: u64) -> Vec<(Range<u64>, bool)> {
 }
 
 /// The merged non-zero ranges of a disk and the bytes they hold.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZeroMap {
     ranges: Vec<Range<u64>>,
+    keep: bool,
+    last_end: Option<u64>,
+    range_count: u64,
+    piece_count: u64,
     nonzero_bytes: u64,
 }
 
+impl Default for ZeroMap {
+    fn default() -> Self {
+        ZeroMap::new()
+    }
+}
+
 impl ZeroMap {
-    /// An empty map.
+    /// An empty map that keeps its ranges.
     pub fn new() -> Self {
-        Self::default()
+        ZeroMap {
+            ranges: Vec::new(),
+            keep: true,
+            last_end: None,
+            range_count: 0,
+            piece_count: 0,
+            nonzero_bytes: 0,
+        }
+    }
+
+    /// An empty map that only counts: [`ZeroMap::ranges`] stays empty, so its memory does
+    /// not grow with the number of ranges.
+    pub fn counting() -> Self {
+        ZeroMap {
+            keep: false,
+            ..ZeroMap::new()
+        }
     }
 
     /// Adds a non-zero range that starts at or after the end of the last one; touching ranges
@@ -110,16 +136,40 @@ impl ZeroMap {
             return;
         }
         self.nonzero_bytes += r.end - r.start;
-        match self.ranges.last_mut() {
-            Some(last) if last.end == r.start => last.end = r.end,
-            _ => self.ranges.push(r),
+        self.piece_count += 1;
+        let touches = self.last_end == Some(r.start);
+        self.last_end = Some(r.end);
+        if !touches {
+            self.range_count += 1;
+        }
+        if self.keep {
+            match self.ranges.last_mut() {
+                Some(last) if touches => last.end = r.end,
+                _ => self.ranges.push(r),
+            }
         }
     }
 
     /// The non-zero ranges, in order, merged, at 512-byte page granularity (the last may end
-    /// mid-page at the end of the input).
+    /// mid-page at the end of the input). Empty for a [counting](ZeroMap::counting) map.
     pub fn ranges(&self) -> &[Range<u64>] {
         &self.ranges
+    }
+
+    /// True when the map lists its ranges ([`ZeroMap::new`]), false when it only counts.
+    pub fn is_kept(&self) -> bool {
+        self.keep
+    }
+
+    /// How many merged non-zero ranges there are (kept or not).
+    pub fn range_count(&self) -> u64 {
+        self.range_count
+    }
+
+    /// How many pieces the ranges make once cut at every multiple of 4 MiB (the Put Page
+    /// requests of an upload, and the entries of a per-range MD5 list).
+    pub fn piece_count(&self) -> u64 {
+        self.piece_count
     }
 
     /// Bytes in the non-zero ranges: what an uploader sends.
@@ -132,15 +182,19 @@ impl ZeroMap {
 /// buffers and holes, non-zero runs as pieces within one 4 MiB window) and builds the map.
 pub(crate) struct RunSink<'o> {
     pending_zero: Option<Range<u64>>,
-    map: Option<ZeroMap>,
+    map: ZeroMap,
     observer: &'o mut dyn Observer,
 }
 
 impl<'o> RunSink<'o> {
-    pub(crate) fn new(observer: &'o mut dyn Observer, keep_map: bool) -> Self {
+    pub(crate) fn new(observer: &'o mut dyn Observer, keep_ranges: bool) -> Self {
         RunSink {
             pending_zero: None,
-            map: keep_map.then(ZeroMap::new),
+            map: if keep_ranges {
+                ZeroMap::new()
+            } else {
+                ZeroMap::counting()
+            },
             observer,
         }
     }
@@ -163,9 +217,7 @@ impl<'o> RunSink<'o> {
             }
         } else {
             self.flush();
-            if let Some(m) = &mut self.map {
-                m.push_nonzero(r.clone());
-            }
+            self.map.push_nonzero(r.clone());
             self.observer.range(r, false);
         }
     }
@@ -176,7 +228,7 @@ impl<'o> RunSink<'o> {
         }
     }
 
-    pub(crate) fn finish(mut self) -> Option<ZeroMap> {
+    pub(crate) fn finish(mut self) -> ZeroMap {
         self.flush();
         self.map
     }
@@ -258,5 +310,15 @@ mod tests {
         m.push_nonzero(5..5);
         assert_eq!(m.ranges(), &[0..1024, 2048..2049]);
         assert_eq!(m.nonzero_bytes(), 1025);
+        assert_eq!((m.range_count(), m.piece_count()), (2, 3));
+        let mut c = ZeroMap::counting();
+        for r in [0..512, 512..1024, 2048..2049] {
+            c.push_nonzero(r);
+        }
+        assert!(c.ranges().is_empty());
+        assert_eq!(
+            (c.range_count(), c.piece_count(), c.nonzero_bytes()),
+            (2, 3, 1025)
+        );
     }
 }
