@@ -3,7 +3,7 @@
 //! Azure page blobs are written in 512-byte pages and a page never written reads as zeros, so
 //! an uploader sends only the non-zero pages. Each buffer is scanned into a bitmap (one bit per
 //! page, set when the page holds a non-zero byte); the bitmap becomes runs; the runs feed the
-//! caller's [`Observer`](crate::Observer) and the merged [`ZeroMap`].
+//! caller's [`Observer`] and the merged [`ZeroMap`].
 
 use crate::Observer;
 use std::ops::Range;
