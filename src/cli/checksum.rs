@@ -85,8 +85,9 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
     let mut bar = Bar(byte_bar(0, args.quiet));
     if let Some(manifest) = &args.verify {
         let m = Manifest::load(manifest).map_err(CliError::trouble)?;
-        let diffs = verify_path(&m, &args.image, scope, &mut bar).map_err(CliError::trouble)?;
+        let diffs = verify_path(&m, &args.image, scope, &mut bar);
         bar.0.finish_and_clear();
+        let diffs = diffs.map_err(CliError::trouble)?;
         let img = args.image.display();
         if diffs.is_empty() {
             println!(
@@ -132,9 +133,9 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
     let pb = bar.0.clone();
     if args.json {
         let mut spill = RangeSpill::new(opts.range_md5, &mut bar).map_err(fail)?;
-        let digests =
-            checksum_path(&args.image, scope, &opts, &mut spill).map_err(CliError::trouble)?;
+        let digests = checksum_path(&args.image, scope, &opts, &mut spill);
         pb.finish_and_clear();
+        let digests = digests.map_err(CliError::trouble)?;
         let manifest = Manifest::from_digests(&digests);
         let zero_map = digests.zero_map.is_some();
         emit(args.output.as_deref(), |out| {
@@ -145,9 +146,9 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
             }
         })?;
     } else {
-        let digests =
-            checksum_path(&args.image, scope, &opts, &mut bar).map_err(CliError::trouble)?;
+        let digests = checksum_path(&args.image, scope, &opts, &mut bar);
         pb.finish_and_clear();
+        let digests = digests.map_err(CliError::trouble)?;
         let text = render_text(&digests, opts.range_md5);
         emit(args.output.as_deref(), |out| out.write_all(text.as_bytes()))?;
     }
