@@ -308,6 +308,12 @@ fn fill(
     bits: &mut [u64],
 ) -> Result<Vec<crc32fast::Hasher>, ChecksumError> {
     const WORDS: usize = PIECE / PAGE as usize / 64;
+    if buf.len().div_ceil(PIECE) != bits.len().div_ceil(WORDS) {
+        return Err(ChecksumError::Internal {
+            path: name.to_owned(),
+            what: format!("bitmap of {} words for {} bytes", bits.len(), buf.len()),
+        });
+    }
     let results: Vec<Option<crc32fast::Hasher>> = buf
         .par_chunks_mut(PIECE)
         .zip(bits.par_chunks_mut(WORDS))

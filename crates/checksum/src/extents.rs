@@ -56,7 +56,7 @@ impl<'a> Extents<'a> {
         let end = end.div_ceil(PAGE).saturating_mul(PAGE).min(self.len);
         // An empty or backwards hint: take one page as data so the walk always advances.
         let end = if end <= start {
-            (start + PAGE).min(self.len)
+            start.saturating_add(PAGE).min(self.len)
         } else {
             end
         };
