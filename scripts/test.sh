@@ -18,7 +18,7 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd sbverify:sbsigntool objdump:binutils
         cpio:cpio lsinitramfs:initramfs-tools-core lz4:lz4 xz:xz-utils bzip2:bzip2
         gzip:gzip sshd:openssh-server python3:python3 strace:strace
-        xmllint:libxml2-utils)
+        xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

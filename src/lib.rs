@@ -4,6 +4,7 @@
 #![forbid(unsafe_code)]
 
 pub use vhdprep_check as check;
+pub use vhdprep_checksum as checksum;
 pub use vhdprep_disk as disk;
 pub use vhdprep_finding as finding;
 pub use vhdprep_fs as fs;

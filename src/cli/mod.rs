@@ -2,6 +2,7 @@
 //! status; errors print one line naming the file and the problem.
 
 mod check;
+mod checksum;
 mod convert;
 mod fix;
 mod gallery;
@@ -80,6 +81,9 @@ enum Command {
     /// architecture, features) with evidence, as text, JSON, az commands or an ARM template.
     /// Exit 1 when a declared value contradicts the disk, 2 on a bad name/version or image.
     Gallery(gallery::GalleryArgs),
+    /// MD5, SHA-256, CRC32, BLAKE3 and the map of non-zero ranges in one pass; `--verify
+    /// MANIFEST` recomputes a manifest and exits 1 naming each value that differs.
+    Checksum(checksum::ChecksumArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -106,6 +110,7 @@ pub fn run() -> i32 {
         Command::Check(a) => check::run(a),
         Command::Rules(a) => rules::run(a),
         Command::Gallery(a) => gallery::run(a),
+        Command::Checksum(a) => checksum::run(a),
     };
     match result {
         Ok(code) => code,

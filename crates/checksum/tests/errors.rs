@@ -1,0 +1,121 @@
+//! Failures end the pass with an error naming the file and the offset, never a panic or a hang.
+
+use std::io;
+use std::ops::Range;
+use std::path::Path;
+use vhdprep_checksum::{checksum, checksum_path, ChecksumError, Options, Scope};
+use vhdprep_disk::ReadAt;
+
+/// Reads zeros, but fails (or ends early) at `bad`.
+struct Faulty {
+    len: u64,
+    bad: u64,
+    eof: bool,
+}
+
+impl ReadAt for Faulty {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        let end = offset + buf.len() as u64;
+        if offset <= self.bad && self.bad < end {
+            if offset == self.bad {
+                return if self.eof {
+                    Ok(0)
+                } else {
+                    Err(io::Error::other("media error"))
+                };
+            }
+            let n = (self.bad - offset) as usize;
+            buf[..n].fill(1);
+            return Ok(n);
+        }
+        let n = buf.len().min(self.len.saturating_sub(offset) as usize);
+        buf[..n].fill(1);
+        Ok(n)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[test]
+fn a_read_error_names_the_file_and_offset() {
+    for opts in [Options::all(), Options::default(), Options::none()] {
+        let r = Faulty {
+            len: 50 << 20,
+            bad: (21 << 20) + 4096,
+            eof: false,
+        };
+        let e = checksum(&r, Path::new("disk.raw"), &opts, &mut ()).unwrap_err();
+        let text = e.to_string();
+        assert!(matches!(e, ChecksumError::Read { .. }), "{text}");
+        assert!(
+            text.starts_with("disk.raw: cannot read at offset "),
+            "{text}"
+        );
+        assert!(text.contains("media error"), "{text}");
+    }
+}
+
+#[test]
+fn a_file_that_shrinks_is_an_error_not_a_wrong_hash() {
+    let r = Faulty {
+        len: 9 << 20,
+        bad: 5 << 20,
+        eof: true,
+    };
+    let e = checksum(&r, Path::new("img"), &Options::all(), &mut ()).unwrap_err();
+    assert!(e.to_string().contains("shrank"), "{e}");
+}
+
+/// Hints that lie (data claimed in odd places, ranges going backwards) change nothing.
+struct Liar(Vec<u8>);
+
+impl ReadAt for Liar {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.0.read_at(buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.0.len() as u64
+    }
+    fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
+        // Claims data only in a 3-byte window one page on, going backwards sometimes.
+        Ok(Some(offset.saturating_sub(700)..offset + 515))
+    }
+}
+
+#[test]
+fn lying_hole_hints_do_not_change_the_values() {
+    let mut v = vec![0u8; (5 << 20) + 333];
+    for (i, b) in v.iter_mut().enumerate().step_by(4099) {
+        *b = i as u8 | 1;
+    }
+    let truth = checksum(&v, Path::new("x"), &Options::all(), &mut ()).unwrap();
+    let lied = checksum(&Liar(v), Path::new("x"), &Options::all(), &mut ()).unwrap();
+    assert_eq!(truth.md5, lied.md5);
+    assert_eq!(truth.crc32, lied.crc32);
+    assert_eq!(truth.zero_map, lied.zero_map);
+    assert_eq!(truth.range_md5, lied.range_md5);
+}
+
+#[test]
+fn missing_files_and_unreadable_disks_are_errors() {
+    let e = checksum_path(
+        Path::new("/nonexistent/x.vhd"),
+        Scope::Blob,
+        &Options::default(),
+        &mut (),
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("/nonexistent/x.vhd"), "{e}");
+    let dir = tempfile::tempdir().unwrap();
+    let e = checksum_path(dir.path(), Scope::Blob, &Options::default(), &mut ()).unwrap_err();
+    assert!(e.to_string().contains("directory"), "{e}");
+    // Disk scope needs a disk image: an empty file is not one, but its blob hashes fine.
+    let empty = dir.path().join("empty");
+    std::fs::write(&empty, b"").unwrap();
+    assert!(checksum_path(&empty, Scope::Disk, &Options::default(), &mut ()).is_err());
+    let d = checksum_path(&empty, Scope::Blob, &Options::default(), &mut ()).unwrap();
+    assert_eq!(d.md5_hex().unwrap(), "d41d8cd98f00b204e9800998ecf8427e");
+    assert_eq!(d.md5_base64().unwrap(), "1B2M2Y8AsgTpgAmY7PhCfg==");
+    assert_eq!(d.crc32_hex().unwrap(), "00000000");
+}
