@@ -188,7 +188,10 @@ fn run_mutants(name: &str, seed: u64) {
             file.write_all_at(&[b], at).unwrap();
         }
     }
-    eprintln!("{name}: {MUTANTS} mutants, exit 0/1/2: {codes:?}, {changed} changed the report");
+    eprintln!(
+        "{name}: {MUTANTS} mutants, exit 0/1/2: {codes:?}, {changed} changed the report, peak RSS {} MiB",
+        peak / 1024
+    );
     // The flips land in metadata that matters: a fair share of mutants change what check sees.
     assert!(
         changed + codes[2] >= MUTANTS / 10,
