@@ -18,14 +18,18 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         mkudffs:udftools mkfs.ntfs:ntfs-3g zstd:zstd sbverify:sbsigntool objdump:binutils
         cpio:cpio lsinitramfs:initramfs-tools-core lz4:lz4 xz:xz-utils bzip2:bzip2
         gzip:gzip sshd:openssh-server python3:python3 strace:strace
-        xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils)
+        xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils
+        openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
+        e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
   command -v "$tool" >/dev/null 2>&1 || missing+=("$pkg")
 done
-# Files (not commands) the tests compare with.
+# Files (not commands) the tests compare with; /usr/bin/time, since `command -v time` finds
+# the shell keyword.
 [ -f /usr/lib/grub/i386-pc/boot.img ] || missing+=(grub-pc-bin)
+[ -x /usr/bin/time ] || missing+=(time)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2
