@@ -156,6 +156,30 @@ impl Judge<'_> {
         out.push(f);
     }
 
+    /// One finding for a group of leftovers of rule `id` (none when the group is empty): the
+    /// message with the item count, every item as evidence, pointing at the first.
+    fn push_group(
+        &self,
+        out: &mut Collector,
+        (id, sev, message): (&'static str, Severity, &str),
+        items: &[&Leftover],
+        fix: &str,
+    ) {
+        let Some(first) = items.first() else { return };
+        self.push(
+            out,
+            Signal {
+                id,
+                sev,
+                message: format!("{message} ({})", count(items.len(), "item", "items")),
+                evidence: listing(items, |l| describe(l)),
+                path: first.fact.path.clone(),
+                line: None,
+                fix: fix.into(),
+            },
+        );
+    }
+
     fn leftovers(&self, rule: &str) -> Vec<&Leftover> {
         self.sys
             .generalization
@@ -393,22 +417,7 @@ fn grouped(j: &Judge, out: &mut Collector) {
         ("GEN-016", Severity::Info, "units and drop-ins waagent writes at run time are present: the agent ran after the last deprovisioning", "sudo waagent -deprovision -force (removes them)"),
     ];
     for (id, sev, message, fix) in groups {
-        let items = j.leftovers(id);
-        let Some(first) = items.first() else {
-            continue;
-        };
-        j.push(
-            out,
-            Signal {
-                id,
-                sev,
-                message: format!("{message} ({})", count(items.len(), "item", "items")),
-                evidence: listing(&items, |l| describe(l)),
-                path: first.fact.path.clone(),
-                line: None,
-                fix: fix.into(),
-            },
-        );
+        j.push_group(out, (id, sev, message), &j.leftovers(id), fix);
     }
 }
 
@@ -430,36 +439,21 @@ fn cloud_init_state(j: &Judge, out: &mut Collector) {
             fix: CLEAN.into(),
         });
     }
-    if let Some(first) = rest.first() {
-        j.push(out, Signal {
-            id: "GEN-004",
-            sev: Severity::Warning,
-            message: format!(
-                "cloud-init state of a previous instance is present ({}): cloud-init ran and was not cleaned",
-                count(rest.len(), "item", "items")
-            ),
-            evidence: listing(&rest, |l| describe(l)),
-            path: first.fact.path.clone(),
-            line: None,
-            fix: CLEAN.into(),
-        });
-    }
+    j.push_group(
+        out,
+        (
+            "GEN-004",
+            Severity::Warning,
+            "cloud-init state of a previous instance is present: cloud-init ran and was not cleaned",
+        ),
+        &rest,
+        CLEAN,
+    );
     for (id, sev, message) in [
         ("GEN-005", Severity::Error, "a cloud-init seed is present: ds-identify and the datasource take it for this VM's provisioning data"),
         ("GEN-006", Severity::Warning, "cloud-init logs are present: cloud-init ran since its last `clean --logs`"),
     ] {
-        let items = j.leftovers(id);
-        if let Some(first) = items.first() {
-            j.push(out, Signal {
-                id,
-                sev,
-                message: format!("{message} ({})", count(items.len(), "item", "items")),
-                evidence: listing(&items, |l| describe(l)),
-                path: first.fact.path.clone(),
-                line: None,
-                fix: CLEAN.into(),
-            });
-        }
+        j.push_group(out, (id, sev, message), &j.leftovers(id), CLEAN);
     }
 }
 
