@@ -6,27 +6,11 @@
 //! strace. The images are 4 GiB virtual disks holding a ~540 MiB Debian bookworm system
 //! (kernel, 18 MiB gzip initramfs, ESP with shim and GRUB), converted to fixed VHDs in place.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use common::{bytes_read, fixture_dir, must_run};
 use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn fixture_dir() -> PathBuf {
-    std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/cache"))
-}
-
-fn must_run(cmd: &mut Command, ok: &[i32]) -> std::process::Output {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
-    assert!(
-        ok.contains(&out.status.code().unwrap_or(-1)),
-        "{cmd:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out
-}
 
 /// Median wall time of 5 runs, and the largest max RSS (KiB) seen, via GNU time.
 fn measure(cmd: &str, args: &[&str], ok: &[i32]) -> (Duration, u64) {
@@ -53,36 +37,6 @@ fn measure(cmd: &str, args: &[&str], ok: &[i32]) -> (Duration, u64) {
     }
     times.sort();
     (times[2], rss)
-}
-
-/// Bytes returned by read/pread syscalls, from an strace log.
-fn bytes_read(cmd: &str, args: &[&str], log: &Path, ok: &[i32]) -> u64 {
-    must_run(
-        Command::new("strace")
-            .args([
-                "-f",
-                "-qq",
-                "-e",
-                "trace=read,pread64,preadv,preadv2",
-                "-e",
-                "signal=none",
-                "-o",
-            ])
-            .arg(log)
-            .arg(cmd)
-            .args(args),
-        ok,
-    );
-    std::fs::read_to_string(log)
-        .unwrap()
-        .lines()
-        .filter_map(|l| {
-            l.rsplit_once("= ")
-                .and_then(|(_, n)| n.split_whitespace().next()?.parse::<i64>().ok())
-        })
-        .filter(|&n| n > 0)
-        .map(|n| n as u64)
-        .sum()
 }
 
 fn main() {
