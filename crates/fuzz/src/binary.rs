@@ -1,0 +1,6 @@
+//! Fuzz targets: binary parsers.
+
+use crate::Target;
+
+/// The binary targets.
+pub const TARGETS: &[Target] = &[];

@@ -1,0 +1,6 @@
+//! Fuzz targets: text parsers.
+
+use crate::Target;
+
+/// The text targets.
+pub const TARGETS: &[Target] = &[];
