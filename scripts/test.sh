@@ -57,5 +57,9 @@ echo "== cargo fmt --check" >&2
 cargo fmt --all -- --check
 echo "== cargo clippy -D warnings" >&2
 cargo clippy --workspace --all-targets --locked -- -D warnings
+# The cargo-fuzz wrappers are run with nightly by scripts/fuzz.sh; here they only have to compile
+# (their bodies, in crates/fuzz, are tested below over the committed seeds and regressions).
+echo "== fuzz targets compile" >&2
+cargo check --manifest-path fuzz/Cargo.toml --bins --locked
 echo "== cargo test" >&2
 cargo test --workspace --locked
