@@ -193,7 +193,8 @@ fn stopped_after(k: u32, args: &[&str], meanwhile: impl FnOnce()) -> Output {
         std::thread::sleep(Duration::from_millis(2));
     }
     meanwhile();
-    let out = tool("kill", "procps", &["-CONT", &pid.to_string()]);
+    // The shell's own `kill`: no procps needed.
+    let out = tool("sh", "dash", &["-c", "kill -CONT \"$0\"", &pid.to_string()]);
     assert!(out.status.success(), "kill -CONT {pid} failed");
     child.wait_with_output().unwrap()
 }
