@@ -170,9 +170,19 @@ fn temp_file_next_to(dst: &Path) -> Result<tempfile::NamedTempFile> {
             DiskError::io(
                 dst,
                 "cannot create the temporary file in the destination's folder",
-                e,
+                os_error_only(e),
             )
         })
+}
+
+/// The operating system's error without the random name tempfile appends to its text
+/// (` at path "..."`: a file that never existed, which would only confuse the message).
+fn os_error_only(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(cut) => std::io::Error::new(e.kind(), &text[..cut]),
+        None => e,
+    }
 }
 
 /// Notices another process changing the source during a conversion: its length and
