@@ -289,6 +289,38 @@ fn convert_refuses_a_source_rewritten_in_place_during_the_copy() {
     );
 }
 
+#[test]
+fn convert_refuses_a_dynamic_vhd_source_cut_during_the_copy() {
+    // The block table, read at open, still lists blocks past the new end: their reads fail.
+    let dir = tempdir();
+    let raw = p(dir.path(), "data.raw");
+    five_chunk_source(&raw);
+    let src = p(dir.path(), "src.vhd");
+    qemu_vhd_from_raw(&raw, &src, "");
+    let len = std::fs::metadata(&src).unwrap().len();
+    let dst = p(dir.path(), "dst.vhd");
+    let args = [
+        "convert",
+        "-q",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ];
+    let out = stopped_after(1, &args, || truncate(&src, 8 * MIB));
+    assert_one_line_error(
+        &out,
+        &[
+            "src.vhd: changed while it was being converted",
+            &format!("its length went from {len} to {} bytes", 8 * MIB),
+        ],
+    );
+    assert!(!dst.exists());
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+}
+
 /// Cuts `path` to `len` bytes (another process truncating the file).
 fn truncate(path: &Path, len: u64) {
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
