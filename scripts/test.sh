@@ -20,7 +20,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         gzip:gzip sshd:openssh-server python3:python3 strace:strace
         xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils
         openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
-        e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools)
+        e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools
+        unshare:util-linux nsenter:util-linux mount:mount)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -172,7 +172,7 @@ pub(crate) fn file_next_data(file: &File, offset: u64, len: u64) -> io::Result<O
     }
     let start = match seek(file, SeekFrom::Data(offset)) {
         Ok(s) => s,
-        Err(rustix::io::Errno::NXIO) => return Ok(None),
+        Err(rustix::io::Errno::NXIO) => return no_more_data(file, len).map(|()| None),
         Err(rustix::io::Errno::INVAL) | Err(rustix::io::Errno::OPNOTSUPP) => {
             return Ok(Some(offset..len))
         }
@@ -187,6 +187,23 @@ pub(crate) fn file_next_data(file: &File, offset: u64, len: u64) -> io::Result<O
         Err(e) => return Err(e.into()),
     };
     Ok(Some(start..end.max(start + 1)))
+}
+
+/// `SEEK_DATA` found no data after some offset: true of a trailing hole, and of a file that
+/// shrank below `len` since it was opened. The second would read as zeros where data was
+/// (a wrong checksum, a wrong copy), so it is an error, like a read past the new end.
+fn no_more_data(file: &File, len: u64) -> io::Result<()> {
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.len() < len {
+        return Err(io::Error::new(
+            io::ErrorKind::UnexpectedEof,
+            format!(
+                "the file shrank from {len} to {} bytes while it was being read",
+                meta.len()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// A window `[start, start + len)` of another reader, seen as if it began at 0.
@@ -348,6 +365,27 @@ mod tests {
             assert_eq!(rest.end, 64 << 20);
         }
         assert_eq!(r.next_data(64 << 20).unwrap(), None);
+    }
+
+    #[test]
+    fn file_next_data_sees_a_file_that_shrank() {
+        let f = tempfile::tempfile().unwrap();
+        f.set_len(64 << 20).unwrap();
+        f.write_all_at(&[1u8; 4096], 0).unwrap();
+        f.write_all_at(&[1u8; 4096], 48 << 20).unwrap();
+        let r = FileReader::new(f.try_clone().unwrap()).unwrap();
+        // Another process cuts the file below the data at 48 MiB: asking for data past the
+        // new end is an error, not "only holes from here on".
+        f.set_len(16 << 20).unwrap();
+        let e = r.next_data(8 << 20).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+        assert!(
+            e.to_string().contains("shrank from 67108864 to 16777216"),
+            "{e}"
+        );
+        // A trailing hole in a file of unchanged length is still just the end of the data.
+        let r = FileReader::new(f).unwrap();
+        assert_eq!(r.next_data(8 << 20).unwrap(), None);
     }
 
     #[test]

@@ -3,10 +3,12 @@
 //! The output is built under a temporary name in the destination's folder (sparse: holes where
 //! the source is zero or unallocated), flushed, then renamed over the destination. A failure or
 //! a kill at any point leaves the destination absent (or, with `force`, the old destination
-//! untouched), never half written. The source is only read.
+//! untouched), never half written. The source is only read; if another process changes its
+//! length or writes to it during the copy, the conversion fails instead of renaming a copy
+//! that is neither the old nor the new content.
 
-use super::copy::{copy_sparse, CopyStats};
-use super::{fault, sync_parent_dir};
+use super::copy::{copy_sparse, CopyError, CopyStats};
+use super::{fault, sync_parent_dir, Stamp};
 use crate::error::{DiskError, Result};
 use crate::image::DiskImage;
 use crate::vhd::{Footer, FOOTER_SIZE};
@@ -50,6 +52,11 @@ pub struct ConvertReport {
 }
 
 /// Converts `src` to a fixed VHD at `dst`.
+///
+/// Errors name the file at fault: the source for a failed read or a source that another
+/// process changed during the copy, the destination for a failed write (a full disk, a
+/// read-only place, a folder that disappeared). In every error case the temporary file is
+/// removed and the destination is left as it was.
 pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Result<ConvertReport> {
     let disk = src.disk().map_err(|e| DiskError::Refused {
         path: src.path().to_owned(),
@@ -69,48 +76,41 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
             why: "already exists; pass --force to replace it".into(),
         });
     }
+    let watch = SourceWatch::start(src)?;
     let virtual_size = round_up_to_mib(source_size);
-    let dir = match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = dst
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out.vhd".into());
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".vhdprep-tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| DiskError::io(&dir, "cannot create a temporary file in", e))?;
-    let tmp_path = tmp.path().to_owned();
-    let io_err = |op: &'static str| {
-        let p = tmp_path.clone();
-        move |e| DiskError::io(p, op, e)
-    };
+    let tmp = temp_file_next_to(dst)?;
+    let write_err = |op: &'static str| move |e| DiskError::io(dst, op, e);
     let file = tmp.as_file();
     file.set_len(virtual_size + FOOTER_SIZE as u64)
-        .map_err(io_err("cannot size the output"))?;
+        .map_err(write_err("cannot size the converted disk"))?;
     fault::step("sized output");
     let mut noop = |_: u64, _: u64| {};
     let progress: &mut dyn FnMut(u64, u64) = match opts.progress.as_mut() {
         Some(p) => *p,
         None => &mut noop,
     };
-    let stats =
-        copy_sparse(disk.as_ref(), file, progress).map_err(io_err("cannot copy data into"))?;
+    let stats = copy_data(disk.as_ref(), file, progress, &watch, dst)?;
     let mut footer = Footer::new_fixed(virtual_size);
     footer.creator_app = opts.creator_app;
     file.write_all_at(&footer.to_bytes(), virtual_size)
-        .map_err(io_err("cannot write the footer of"))?;
-    file.sync_all().map_err(io_err("cannot flush"))?;
+        .map_err(write_err("cannot write the footer of the converted disk"))?;
+    file.sync_all()
+        .map_err(write_err("cannot flush the converted disk"))?;
     fault::step("footer written and flushed");
+    // The copy is only the source's content if nothing changed the source meanwhile.
+    watch.check()?;
     let persisted = if opts.force {
         tmp.persist(dst).map_err(|e| e.error)
     } else {
         tmp.persist_noclobber(dst).map_err(|e| e.error)
     };
-    persisted.map_err(|e| DiskError::io(dst, "cannot rename the finished output to", e))?;
+    persisted.map_err(|e| {
+        DiskError::io(
+            dst,
+            "cannot put the finished disk in place (rename of the temporary file)",
+            e,
+        )
+    })?;
     sync_parent_dir(dst);
     fault::step("renamed");
     Ok(ConvertReport {
@@ -120,6 +120,116 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         stats,
         footer,
     })
+}
+
+/// The copy of the source's disk into the output, with errors naming the side at fault: a
+/// failed write names the destination, a failed read the source (and says so when the source
+/// shrank, since that is why reads end early).
+fn copy_data(
+    disk: &dyn crate::read_at::ReadAt,
+    out: &std::fs::File,
+    progress: &mut dyn FnMut(u64, u64),
+    watch: &SourceWatch<'_>,
+    dst: &Path,
+) -> Result<CopyStats> {
+    match copy_sparse(disk, out, progress) {
+        Ok(stats) => Ok(stats),
+        Err(CopyError::Write { source, .. }) => Err(DiskError::io(
+            dst,
+            "cannot write the converted disk",
+            source,
+        )),
+        Err(CopyError::Read { offset, source }) => {
+            watch.check()?;
+            let why = format!("{source} (disk offset {offset})");
+            Err(DiskError::io(
+                watch.image.path(),
+                "cannot read",
+                std::io::Error::new(source.kind(), why),
+            ))
+        }
+    }
+}
+
+/// Creates the hidden temporary file the output is built in, in the destination's folder (so
+/// that the final rename stays on one filesystem). Dropped, it is removed.
+fn temp_file_next_to(dst: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match dst.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => std::path::PathBuf::from("."),
+    };
+    let name = dst
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "out.vhd".into());
+    tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".vhdprep-tmp")
+        .tempfile_in(&dir)
+        .map_err(|e| {
+            DiskError::io(
+                dst,
+                "cannot create the temporary file in the destination's folder",
+                os_error_only(e),
+            )
+        })
+}
+
+/// The operating system's error without the random name tempfile appends to its text
+/// (` at path "..."`: a file that never existed, which would only confuse the message).
+fn os_error_only(e: std::io::Error) -> std::io::Error {
+    let text = e.to_string();
+    match text.find(" at path \"") {
+        Some(cut) => std::io::Error::new(e.kind(), &text[..cut]),
+        None => e,
+    }
+}
+
+/// Notices another process changing the source during a conversion: its length and
+/// modification time when the copy starts, compared with what they are when it ends. The
+/// length is also checked against the one the image was opened with, since everything read
+/// (footer, block table) was sized by it.
+struct SourceWatch<'a> {
+    image: &'a DiskImage,
+    start: Option<Stamp>,
+}
+
+impl<'a> SourceWatch<'a> {
+    fn start(image: &'a DiskImage) -> Result<Self> {
+        let start = stamp_of(image)?.map(|s| Stamp {
+            len: image.file_size(),
+            ..s
+        });
+        let watch = SourceWatch { image, start };
+        watch.check()?;
+        Ok(watch)
+    }
+
+    /// Fails, naming the source and what changed, if it is not as it was at the start.
+    fn check(&self) -> Result<()> {
+        let Some(start) = &self.start else {
+            return Ok(());
+        };
+        let now = stamp_of(self.image)?;
+        let change = match now {
+            Some(now) => start.change(&now),
+            None => Some("it is no longer a regular file".into()),
+        };
+        match change {
+            None => Ok(()),
+            Some(what) => Err(DiskError::Refused {
+                path: self.image.path().to_owned(),
+                why: format!(
+                    "changed while it was being converted ({what}); no destination was written: run convert again once nothing else writes to it"
+                ),
+            }),
+        }
+    }
+}
+
+/// The stamp of the image's file, as it is now.
+fn stamp_of(image: &DiskImage) -> Result<Option<Stamp>> {
+    Stamp::of(image.file().file()).map_err(|e| DiskError::io(image.path(), "cannot stat", e))
 }
 
 fn refuse_same_file(src: &Path, dst: &Path) -> Result<()> {

@@ -19,6 +19,32 @@ pub const SPARSE_GRANULE: usize = 4096;
 /// Buffers in flight between reader and writer.
 const POOL: usize = 4;
 
+/// Why a copy stopped: a read of the source or a write of the destination failed, at
+/// `offset` of the disk.
+#[derive(Debug)]
+pub enum CopyError {
+    /// Reading the source (or asking it where its data is) failed.
+    Read {
+        /// Disk offset of the read.
+        offset: u64,
+        /// The OS error (`UnexpectedEof` when the source ended early).
+        source: io::Error,
+    },
+    /// Writing the destination failed (a full disk, a file-size limit ...).
+    Write {
+        /// Disk offset of the write.
+        offset: u64,
+        /// The OS error.
+        source: io::Error,
+    },
+}
+
+impl CopyError {
+    fn read(offset: u64) -> impl FnOnce(io::Error) -> CopyError {
+        move |source| CopyError::Read { offset, source }
+    }
+}
+
 /// What a copy did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct CopyStats {
@@ -63,24 +89,24 @@ pub fn nonzero_runs(buf: &[u8], granule: usize) -> Vec<std::ops::Range<usize>> {
 
 /// Copies `src` into `dst` at the same offsets, `[0, src.len())`. `dst` must already be at
 /// least that long (holes); zero chunks are skipped. `progress(done, total)` is called after
-/// each chunk.
+/// each chunk. A failure says which side failed and where.
 pub fn copy_sparse(
     src: &dyn ReadAt,
     dst: &File,
     progress: &mut dyn FnMut(u64, u64),
-) -> io::Result<CopyStats> {
+) -> Result<CopyStats, CopyError> {
     let total = src.len();
-    let (full_tx, full_rx) = mpsc::sync_channel::<io::Result<(u64, Vec<u8>)>>(POOL);
+    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>), CopyError>>(POOL);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..POOL {
         empty_tx.send(vec![0u8; CHUNK]).expect("receiver alive");
     }
     let mut stats = CopyStats::default();
-    std::thread::scope(|scope| -> io::Result<()> {
+    std::thread::scope(|scope| -> Result<(), CopyError> {
         scope.spawn(move || {
             let mut offset = 0u64;
-            let result = (|| -> io::Result<()> {
-                while let Some(range) = src.next_data(offset)? {
+            let result = (|| -> Result<(), CopyError> {
+                while let Some(range) = src.next_data(offset).map_err(CopyError::read(offset))? {
                     let mut at = range.start;
                     while at < range.end {
                         let Ok(mut buf) = empty_rx.recv() else {
@@ -91,7 +117,8 @@ pub fn copy_sparse(
                         let end = next_boundary.min(range.end);
                         let n = (end - at) as usize;
                         buf.resize(n, 0);
-                        src.read_exact_at(&mut buf, at)?;
+                        src.read_exact_at(&mut buf, at)
+                            .map_err(CopyError::read(at))?;
                         if full_tx.send(Ok((at, buf))).is_err() {
                             return Ok(());
                         }
@@ -109,7 +136,9 @@ pub fn copy_sparse(
             let (at, buf) = item?;
             stats.bytes_read += buf.len() as u64;
             for run in nonzero_runs(&buf, SPARSE_GRANULE) {
-                dst.write_all_at(&buf[run.clone()], at + run.start as u64)?;
+                let offset = at + run.start as u64;
+                dst.write_all_at(&buf[run.clone()], offset)
+                    .map_err(|source| CopyError::Write { offset, source })?;
                 stats.bytes_written += run.len() as u64;
             }
             fault::step("data chunk");

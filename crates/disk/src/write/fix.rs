@@ -23,8 +23,16 @@
 //!
 //! For a raw image only step 3 runs: one write that both extends the file and puts the footer
 //! in place.
+//!
+//! # Other writers
+//!
+//! [`apply_fix`] refuses a file that changed since [`plan_fix`] read it (length, last sector,
+//! modification time), stops before a step if the file is not as its previous step left it,
+//! and fails after the commit unless the file is exactly `V + 512` bytes ending in the new
+//! footer. Its own completed steps keep the old reading, so a stopped fix can be re-run once
+//! the other writer is gone.
 
-use super::fault;
+use super::{fault, Stamp};
 use crate::detect::Format;
 use crate::error::{DiskError, Result};
 use crate::image::DiskImage;
@@ -93,6 +101,8 @@ pub struct FixPlan {
     pub new_footer: Footer,
     /// The last 512 bytes of the file when planned (to detect a change before applying).
     old_tail: Vec<u8>,
+    /// Length and modification time when planned (`None` for a block device).
+    old_stamp: Option<Stamp>,
 }
 
 impl FixPlan {
@@ -117,6 +127,12 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
     let mut old_tail = vec![0u8; FOOTER_SIZE];
     file.read_exact_at(&mut old_tail, file_size - FOOTER_SIZE as u64)
         .map_err(|e| DiskError::io(path, "cannot read", e))?;
+    let old_stamp = Stamp::of(file.file())
+        .map_err(|e| DiskError::io(path, "cannot stat", e))?
+        .map(|s| Stamp {
+            len: file_size,
+            ..s
+        });
     let mut reasons = Vec::new();
     let (old_size, data_end, old_footer) = match image.format() {
         Format::Raw => {
@@ -177,6 +193,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
                 steps: Vec::new(),
                 new_footer: old.clone(),
                 old_tail,
+                old_stamp,
             });
         }
     } else if new_size != old_size {
@@ -212,6 +229,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
         steps,
         new_footer,
         old_tail,
+        old_stamp,
     })
 }
 
@@ -298,7 +316,9 @@ fn check_only_zeros_or_footer(
     Ok(())
 }
 
-/// Carries out `plan` on the file. Refuses if the file changed since it was planned.
+/// Carries out `plan` on the file. Refuses if the file changed since it was planned, stops
+/// if another process changes it between two steps, and fails if it is not as written after
+/// the last step, so that it never reports success on a file someone else changed.
 pub fn apply_fix(plan: &FixPlan) -> Result<()> {
     if plan.is_noop() {
         return Ok(());
@@ -312,7 +332,11 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
     verify_unchanged(&file, plan)?;
     let io = |op| move |e| DiskError::io(path, op, e);
     let footer_bytes = plan.new_footer.to_bytes();
-    for step in &plan.steps {
+    let mut expected = plan.old_stamp;
+    for (i, step) in plan.steps.iter().enumerate() {
+        if i > 0 {
+            check_stamp(&file, plan, expected.as_ref(), i + 1)?;
+        }
         match step {
             FixStep::CopyOldFooter { at } => {
                 file.write_all_at(&plan.old_tail, *at)
@@ -328,28 +352,74 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
             FixStep::Truncate { len } => file.set_len(*len).map_err(io("cannot truncate"))?,
         }
         file.sync_all().map_err(io("cannot flush"))?;
+        expected = Stamp::of(&file).map_err(io("cannot stat"))?;
         fault::step("fix step");
     }
-    Ok(())
+    verify_result(&file, plan, &footer_bytes)
 }
 
 fn verify_unchanged(file: &File, plan: &FixPlan) -> Result<()> {
-    let len = file
+    let meta = file
         .metadata()
-        .map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?
-        .len();
+        .map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?;
+    let len = meta.len();
     let mut tail = vec![0u8; FOOTER_SIZE];
     if len == plan.old_file_size {
         file.read_exact_at(&mut tail, len - FOOTER_SIZE as u64)
             .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
     }
-    if len != plan.old_file_size || tail != plan.old_tail {
+    let stamp = Stamp::of(file).map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?;
+    if len != plan.old_file_size || tail != plan.old_tail || stamp != plan.old_stamp {
         return Err(refused(
             &plan.path,
             "changed while vhdprep was planning the fix; nothing was written, run it again",
         ));
     }
     Ok(())
+}
+
+/// Before step `next` (counted from 1): fails if the file is not as vhdprep's last step left
+/// it, i.e. another process changed it.
+fn check_stamp(file: &File, plan: &FixPlan, expected: Option<&Stamp>, next: usize) -> Result<()> {
+    let Some(expected) = expected else {
+        return Ok(());
+    };
+    let now = Stamp::of(file).map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?;
+    let Some(what) = now.and_then(|now| expected.change(&now)) else {
+        return Ok(());
+    };
+    Err(refused(
+        &plan.path,
+        format!(
+            "another process changed it while vhdprep was fixing it ({what}); vhdprep stopped before step {next} of {} (its own steps so far keep the old reading), check what else writes to the file and run fix again",
+            plan.steps.len()
+        ),
+    ))
+}
+
+/// After the last step: the file must be exactly `V + 512` bytes long and end with the new
+/// footer; anything else means another process changed it at the last moment.
+fn verify_result(file: &File, plan: &FixPlan, footer: &[u8]) -> Result<()> {
+    let len = file
+        .metadata()
+        .map_err(|e| DiskError::io(&plan.path, "cannot stat", e))?
+        .len();
+    let want = plan.new_size + FOOTER_SIZE as u64;
+    let mut tail = vec![0u8; FOOTER_SIZE];
+    if len == want {
+        file.read_exact_at(&mut tail, plan.new_size)
+            .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
+    }
+    if len == want && tail == footer {
+        return Ok(());
+    }
+    Err(refused(
+        &plan.path,
+        format!(
+            "another process changed it as vhdprep finished fixing it (length {len} bytes, {}); it cannot be vouched for: check what else writes to the file",
+            if len == want { "the footer is not the one written".to_string() } else { format!("expected {want}") }
+        ),
+    ))
 }
 
 /// Zeros a byte range: punch a hole where the filesystem can, write zeros where it cannot.

@@ -1,5 +1,37 @@
 //! The writers: `convert` (copy into a new fixed VHD) and `fix` (in place, crash-safe).
 //! Neither ever writes to a source it was not asked to change.
+//!
+//! # Guarantees under faults
+//!
+//! What holds when the disk fills up (ENOSPC, or EFBIG under a file-size limit), the
+//! destination is read-only or its folder disappears, the process is killed at any moment
+//! (SIGKILL, SIGXFSZ, power loss after a flushed step), or another process changes the file
+//! being read or fixed. `tests/writer_faults.rs` and `tests/kill.rs` check each of these on
+//! real processes, full tmpfs mounts included.
+//!
+//! - **`convert`** only reads the source. The output is built in a hidden temporary file next
+//!   to the destination, flushed, then renamed into place: the destination is either absent
+//!   (with `--force`: the old one, untouched) or a complete, flushed VHD. On an error the
+//!   temporary file is removed; only a kill can leave one behind (`.NAME.*.vhdprep-tmp`).
+//!   The source's length and modification time are taken when the copy starts and compared
+//!   before the rename: a source that shrank, grew or was written to fails the conversion
+//!   (a shrink can otherwise read as a trailing hole, i.e. zeros where the data was).
+//! - **`fix --in-place`** orders its steps so the file reads as the old image until a
+//!   single-sector (or single `ftruncate`) commit, and as the new one after it; each step is
+//!   flushed. A step that fails (full disk) stops the fix with the file reading as the old
+//!   image; where writes in place need no new space (tmpfs, ext4, XFS: not btrfs) only the
+//!   first step allocates, so a full disk leaves the file byte for byte as it was. Before
+//!   each step the file's length and modification time must be what vhdprep's last step left,
+//!   and after the commit the file must be `V + 512` bytes ending in the new footer; otherwise
+//!   the fix stops with an error, never reporting success on a file someone else changed.
+//!   What cannot be seen: a change by another process in the microseconds between that check
+//!   and the next write, or one that leaves length and timestamp alone. Advisory locks would
+//!   not help (`truncate` and most writers ignore them): do not fix an image another program
+//!   is writing.
+//! - **Errors** are one line naming the file at fault (the source for a failed read or a
+//!   change underneath, the destination for a failed write) and the operating system's reason,
+//!   e.g. `out.vhd: cannot write the converted disk: No space left on device (os error 28)`;
+//!   the command exits 2.
 
 mod convert;
 mod copy;
@@ -7,10 +39,54 @@ pub mod fault;
 mod fix;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
-pub use copy::{is_zero, CopyStats, CHUNK};
+pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
 
+use std::fs::File;
 use std::path::Path;
+
+/// What the writers remember of a file to notice another process changing it: its length and
+/// modification time. Only regular files have one (a block device reports neither).
+///
+/// The modification time catches a same-length rewrite only as finely as the filesystem's
+/// timestamps go (nanoseconds on ext4, XFS, btrfs and tmpfs; 2 s on FAT); a length change is
+/// always seen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stamp {
+    /// Length in bytes.
+    pub len: u64,
+    /// Modification time (seconds, nanoseconds).
+    pub mtime: (i64, i64),
+}
+
+impl Stamp {
+    /// The stamp of an open file, or `None` when it is not a regular file.
+    pub fn of(file: &File) -> std::io::Result<Option<Stamp>> {
+        use std::os::unix::fs::MetadataExt;
+        let m = file.metadata()?;
+        Ok(m.is_file().then(|| Stamp {
+            len: m.len(),
+            mtime: (m.mtime(), m.mtime_nsec()),
+        }))
+    }
+
+    /// How `now` differs from `self`, in words, or `None` when it does not.
+    pub fn change(&self, now: &Stamp) -> Option<String> {
+        if now.len != self.len {
+            Some(format!(
+                "its length went from {} to {} bytes",
+                self.len, now.len
+            ))
+        } else if now.mtime != self.mtime {
+            Some(format!(
+                "it was written to (same length, {} bytes)",
+                now.len
+            ))
+        } else {
+            None
+        }
+    }
+}
 
 /// Flushes the directory holding `path`, so that a rename in it survives a power loss.
 /// Best effort: some filesystems refuse to open directories for this.
