@@ -35,6 +35,21 @@ pub enum ChecksumError {
         #[source]
         source: io::Error,
     },
+    /// The file was written to, grown or shrunk while it was being hashed: the values would
+    /// describe neither its old nor its new content.
+    #[error(
+        "{}: changed while it was being read (length {before} bytes at the start, {after} at the end{}); hash it again once nothing writes to it",
+        path.display(),
+        if before == after { ", and modified" } else { "" }
+    )]
+    Changed {
+        /// The file.
+        path: PathBuf,
+        /// Its length when the pass started.
+        before: u64,
+        /// Its length when the pass ended.
+        after: u64,
+    },
     /// A hashing thread could not be started.
     #[error("{}: cannot start a hashing thread: {source}", path.display())]
     Thread {

@@ -261,7 +261,35 @@ pub fn checksum_path(
         Scope::Blob => Arc::new(vhdprep_disk::open_file(path)?),
         Scope::Disk => DiskImage::open(path)?.disk().map_err(ChecksumError::Disk)?,
     };
-    checksum(&*reader, path, opts, observer)
+    let before = FileState::of(path);
+    let digests = checksum(&*reader, path, opts, observer)?;
+    let after = FileState::of(path);
+    match (before, after) {
+        (Some(b), Some(a)) if b != a => Err(ChecksumError::Changed {
+            path: path.to_owned(),
+            before: b.len,
+            after: a.len,
+        }),
+        _ => Ok(digests),
+    }
+}
+
+/// Length and modification time of a file: enough to notice another process writing to it
+/// during a pass (a shrink is also caught by the reads themselves; growth and rewrites are not).
+#[derive(PartialEq, Eq)]
+struct FileState {
+    len: u64,
+    modified: Option<std::time::SystemTime>,
+}
+
+impl FileState {
+    fn of(path: &Path) -> Option<FileState> {
+        let m = std::fs::metadata(path).ok()?;
+        Some(FileState {
+            len: m.len(),
+            modified: m.modified().ok(),
+        })
+    }
 }
 
 /// Recomputes what `manifest` records over `path` in the given scope and returns every value

@@ -119,3 +119,58 @@ fn missing_files_and_unreadable_disks_are_errors() {
     assert_eq!(d.md5_base64().unwrap(), "1B2M2Y8AsgTpgAmY7PhCfg==");
     assert_eq!(d.crc32_hex().unwrap(), "00000000");
 }
+
+/// Runs `change` on the file once, at the first progress report of the pass.
+struct ChangeMidway<F: FnMut()>(Option<F>);
+
+impl<F: FnMut()> vhdprep_checksum::Observer for ChangeMidway<F> {
+    fn progress(&mut self, done: u64, _total: u64) {
+        if done > 0 {
+            if let Some(mut change) = self.0.take() {
+                change();
+            }
+        }
+    }
+}
+
+#[test]
+fn a_file_that_grows_or_is_rewritten_during_the_pass_is_an_error() {
+    use std::io::Write;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("blob");
+    let data: Vec<u8> = (0..(24u32 << 20)).map(|i| (i % 251) as u8).collect();
+    // Grown: the hashes would cover a prefix of what is now there.
+    std::fs::write(&path, &data).unwrap();
+    let mut grow = ChangeMidway(Some(|| {
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
+        f.write_all(&[7u8; 4096]).unwrap();
+    }));
+    let e = checksum_path(&path, Scope::Blob, &Options::all(), &mut grow).unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, ChecksumError::Changed { .. }), "{text}");
+    assert!(text.contains("changed while it was being read"), "{text}");
+    assert!(
+        text.contains(&format!("length {} bytes at the start", data.len())),
+        "{text}"
+    );
+    assert_eq!(text.lines().count(), 1);
+    // Rewritten in place, same length: caught by the modification time.
+    std::fs::write(&path, &data).unwrap();
+    let old = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut rewrite = ChangeMidway(Some(|| {
+        use std::os::unix::fs::FileExt;
+        let f = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+        f.write_all_at(b"tampered", 0).unwrap();
+        // Coarse timestamps could hide the write; make sure the time moves.
+        f.set_modified(old + std::time::Duration::from_secs(1))
+            .unwrap();
+    }));
+    let e = checksum_path(&path, Scope::Blob, &Options::all(), &mut rewrite).unwrap_err();
+    assert!(e.to_string().contains("and modified"), "{e}");
+    // Left alone, the same file hashes fine.
+    std::fs::write(&path, &data).unwrap();
+    checksum_path(&path, Scope::Blob, &Options::all(), &mut ()).unwrap();
+}
