@@ -346,6 +346,39 @@ fn dynamic_vhd_block_tables_of_2_pow_32_entries() {
     assert!(check.stdout.contains(named), "{}", check.stdout);
     let sum = on(&sparse, &["checksum", "--crc32", "-q", "--scope", "disk"]);
     assert_eq!(sum.code, 2);
+    // A real table at the limit: 60 TiB in 2 MiB blocks, 30 Mi entries (120 MiB), none
+    // allocated. Read once; the disk checksum skips unallocated blocks instead of reading
+    // 60 TiB of zeros.
+    let wide = variant("table120m.vhd");
+    let f = open_rw(&wide);
+    let size = 60u64 << 40;
+    let entries = size / (2 * MIB);
+    patch_dynamic_header(&f, Some(entries as u32), None);
+    patch_footer(&f, 0, size);
+    let mut ft = [0u8; 512];
+    f.read_exact_at(&mut ft, 0).unwrap();
+    let table = vec![0xFFu8; (entries * 4) as usize];
+    f.write_all_at(&table, 1536).unwrap();
+    let end = (1536 + entries * 4).div_ceil(512) * 512;
+    f.set_len(end).unwrap();
+    f.write_all_at(&ft, end).unwrap();
+    drop((f, table));
+    let inspect = on(&wide, &["inspect"]);
+    assert_eq!(inspect.code, 0, "{}", inspect.all());
+    let sum = on(
+        &wide,
+        &[
+            "checksum",
+            "--crc32",
+            "--zero-map",
+            "--json",
+            "-q",
+            "--scope",
+            "disk",
+        ],
+    );
+    assert_eq!(sum.json()["size"].as_u64(), Some(size), "{}", sum.all());
+    assert_eq!(sum.json()["nonzero_bytes"].as_u64(), Some(0));
 }
 
 /// The largest sparse file this filesystem allows, from 8 EiB down.
