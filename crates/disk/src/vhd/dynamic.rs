@@ -14,6 +14,14 @@ const UNALLOCATED: u32 = 0xFFFF_FFFF;
 pub const MAX_BLOCK_SIZE: u32 = 256 << 20;
 /// Largest virtual size accepted for a dynamic disk: 64 TiB, twice Azure's largest data disk.
 pub const MAX_DYNAMIC_SIZE: u64 = 64 << 40;
+/// Most block-table entries read (memory: 4 bytes each, so 128 MiB at most). That is
+/// [`MAX_DYNAMIC_SIZE`] in Hyper-V's 2 MiB blocks, or the VHD format's 2040 GiB dynamic-disk
+/// limit in 64 KiB blocks; a table larger than that only comes from a tiny block size paired
+/// with a huge disk, and a sparse file can claim one of 16 GiB at no cost on disk.
+pub const MAX_TABLE_ENTRIES: u64 = 1 << 25;
+/// Block-table bytes read per call while loading it, so that the raw bytes never need a
+/// second table-sized buffer.
+const TABLE_CHUNK: usize = 1 << 20;
 
 /// Why a dynamic VHD's header or block table cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -28,6 +36,13 @@ pub enum DynamicError {
         entries: u32,
         /// Entries the virtual size needs.
         needed: u64,
+    },
+    /// The virtual size needs more than [`MAX_TABLE_ENTRIES`] blocks.
+    TableTooLarge {
+        /// Entries the virtual size needs.
+        needed: u64,
+        /// The block size.
+        block_size: u32,
     },
     /// The block table lies outside the file.
     TableOutsideFile {
@@ -51,10 +66,29 @@ impl std::fmt::Display for DynamicError {
             DynamicError::BadCookie => write!(f, "dynamic header at the data offset lacks its 'cxsparse' cookie"),
             DynamicError::BadBlockSize(b) => write!(f, "dynamic header block size {b} is not a power of two between 512 bytes and 256 MiB"),
             DynamicError::BadTableSize { entries, needed } => write!(f, "block table has {entries} entries but the disk size needs {needed}"),
+            DynamicError::TableTooLarge { needed, block_size } => write!(f, "the disk size needs a block table of {needed} entries ({block_size}-byte blocks), more than the {MAX_TABLE_ENTRIES} vhdprep reads"),
             DynamicError::TableOutsideFile { offset, len } => write!(f, "block table ({len} bytes at offset {offset}) lies outside the file"),
             DynamicError::BlockOutsideFile { index, offset } => write!(f, "block {index} at file offset {offset} lies past the end of the file (truncated image?)"),
         }
     }
+}
+
+/// Reads `entries` big-endian block-table entries at `offset`, [`TABLE_CHUNK`] bytes at a time.
+fn read_table<R: ReadAt>(file: &R, offset: u64, entries: usize) -> io::Result<Vec<u32>> {
+    let mut bat = Vec::with_capacity(entries);
+    let mut raw = vec![0u8; TABLE_CHUNK.min(entries * 4)];
+    let mut at = offset;
+    while bat.len() < entries {
+        let n = ((entries - bat.len()) * 4).min(raw.len());
+        file.read_exact_at(&mut raw[..n], at)?;
+        bat.extend(
+            raw[..n]
+                .chunks_exact(4)
+                .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]])),
+        );
+        at += n as u64;
+    }
+    Ok(bat)
 }
 
 /// The virtual disk of a dynamic VHD, read through its block table.
@@ -92,6 +126,12 @@ impl<R: ReadAt> DynamicVhd<R> {
                 needed,
             }));
         }
+        if needed > MAX_TABLE_ENTRIES {
+            return Ok(Err(DynamicError::TableTooLarge {
+                needed,
+                block_size: bs,
+            }));
+        }
         let table_len = needed * 4;
         match header.table_offset.checked_add(table_len) {
             Some(end) if end <= data_end => {}
@@ -102,12 +142,7 @@ impl<R: ReadAt> DynamicVhd<R> {
                 }))
             }
         }
-        let mut raw = vec![0u8; table_len as usize];
-        file.read_exact_at(&mut raw, header.table_offset)?;
-        let bat: Vec<u32> = raw
-            .chunks_exact(4)
-            .map(|c| u32::from_be_bytes([c[0], c[1], c[2], c[3]]))
-            .collect();
+        let bat = read_table(&file, header.table_offset, needed as usize)?;
         // One bit per sector, padded to whole sectors.
         let bitmap_size = (block_size / 512).div_ceil(8).div_ceil(512) * 512;
         for (index, &entry) in bat.iter().enumerate() {
@@ -322,6 +357,16 @@ mod tests {
         assert!(matches!(
             DynamicVhd::open(&file, &bad, 4096, end).unwrap(),
             Err(DynamicError::BadBlockSize(3000))
+        ));
+        let mut tiny = header.clone();
+        tiny.block_size = 512;
+        tiny.max_table_entries = u32::MAX;
+        assert!(matches!(
+            DynamicVhd::open(&file, &tiny, (1 << 41) - 512, end).unwrap(),
+            Err(DynamicError::TableTooLarge {
+                needed: 0xFFFF_FFFF,
+                block_size: 512
+            })
         ));
         let mut far = header.clone();
         far.table_offset = u64::MAX - 2;

@@ -103,6 +103,24 @@ fn hex(field: &[u8]) -> Option<u32> {
     u32::from_str_radix(s, 16).ok()
 }
 
+/// Bytes of zeros compared at once by [`leading_zeros`].
+const ZERO_RUN: usize = 4096;
+static ZEROS: [u8; ZERO_RUN] = [0; ZERO_RUN];
+
+/// Number of zero bytes `data` starts with, compared [`ZERO_RUN`] at a time (memcmp): zero
+/// padding between archives can be long (a gzip bomb of zeros is nothing else), and a byte
+/// loop over a GiB of it takes seconds in a debug build.
+fn leading_zeros(data: &[u8]) -> usize {
+    let mut n = 0;
+    while n + ZERO_RUN <= data.len() && data[n..n + ZERO_RUN] == ZEROS {
+        n += ZERO_RUN;
+    }
+    while n < data.len() && data[n] == 0 {
+        n += 1;
+    }
+    n
+}
+
 impl CpioParser {
     /// A parser expecting a header.
     pub fn new() -> Self {
@@ -143,20 +161,18 @@ impl CpioParser {
         while i < data.len() {
             match self.state {
                 State::Reset => {
-                    while i < data.len() && data[i] == 0 {
-                        i += 1;
-                        self.offset += 1;
-                    }
+                    let z = leading_zeros(&data[i..]);
+                    i += z;
+                    self.offset += z as u64;
                     if i < data.len() {
                         return Ok(i);
                     }
                 }
                 State::Header => {
                     if self.buf.is_empty() {
-                        while i < data.len() && data[i] == 0 {
-                            i += 1;
-                            self.offset += 1;
-                        }
+                        let z = leading_zeros(&data[i..]);
+                        i += z;
+                        self.offset += z as u64;
                         if i == data.len() {
                             break;
                         }
@@ -292,6 +308,27 @@ pub(crate) mod tests {
         }
         push("TRAILER!!!", b"", 0);
         out
+    }
+
+    #[test]
+    fn leading_zeros_counts_runs_across_the_compare_width() {
+        for len in [0, 1, ZERO_RUN - 1, ZERO_RUN, ZERO_RUN + 1, 3 * ZERO_RUN + 7] {
+            let mut v = vec![0u8; len];
+            assert_eq!(leading_zeros(&v), len);
+            v.push(7);
+            v.extend_from_slice(&[0; 10]);
+            assert_eq!(leading_zeros(&v), len, "{len} zeros then a byte");
+        }
+        // A long zero run after a trailer, then a new archive: consumed up to the archive.
+        let mut data = newc(&[("a", b"x")]);
+        let archive = data.clone();
+        data.extend(std::iter::repeat_n(0u8, 5 * ZERO_RUN + 4));
+        let mut p = CpioParser::new();
+        let n = p.feed(&data).unwrap();
+        assert_eq!(n, data.len());
+        data.extend_from_slice(&archive);
+        let mut p = CpioParser::new();
+        assert_eq!(p.feed(&data).unwrap(), archive.len() + 5 * ZERO_RUN + 4);
     }
 
     #[test]

@@ -28,6 +28,11 @@ use vhdprep_fs::FileKind;
 
 /// Largest initramfs file read.
 pub const MAX_INITRAMFS_FILE: u64 = 512 << 20;
+/// Initramfs bytes examined over all the kernels of one guest, read and decompressed each:
+/// twice the single-image caps ([`MAX_INITRAMFS_FILE`], [`initramfs::MAX_DECOMPRESSED`]), far
+/// above what a few real kernels need. Without it a guest of [`MAX_KERNELS`] kernels whose
+/// initramfs are 1.5 MiB gzip bombs (or sparse 512 MiB files) costs 64 GiB of inflating.
+pub const MAX_INITRAMFS_TOTAL: u64 = 2 * initramfs::MAX_DECOMPRESSED;
 /// Largest text/config file read.
 pub const MAX_TEXT_FILE: u64 = 16 << 20;
 /// Most directory entries visited when walking `/lib/modules/<v>/kernel`.
@@ -214,7 +219,50 @@ fn versions(guest: &GuestTree) -> Vec<String> {
     v.into_iter().take(MAX_KERNELS).collect()
 }
 
-fn kernel(guest: &GuestTree, v: &str) -> InstalledKernel {
+/// What is left of [`MAX_INITRAMFS_TOTAL`] for the initramfs images of one guest.
+#[derive(Debug, Clone, Copy)]
+struct InitramfsBudget {
+    read: u64,
+    decompressed: u64,
+}
+
+impl InitramfsBudget {
+    fn new() -> Self {
+        InitramfsBudget {
+            read: MAX_INITRAMFS_TOTAL,
+            decompressed: MAX_INITRAMFS_TOTAL,
+        }
+    }
+
+    /// Lists the initramfs at `p` within the budget, and charges what it cost.
+    fn list(&mut self, guest: &GuestTree, p: String) -> Result<InitramfsFacts, String> {
+        if self.read == 0 || self.decompressed == 0 {
+            return Err(format!(
+                "{p}: not examined: earlier initramfs images used this guest's budget of {MAX_INITRAMFS_TOTAL} bytes"
+            ));
+        }
+        let data = guest
+            .read_file(p.as_bytes(), MAX_INITRAMFS_FILE.min(self.read))
+            .map_err(|e| format!("{p}: {e}"))?;
+        self.read -= data.len() as u64;
+        let listing =
+            initramfs::list_with_limit(&data, initramfs::MAX_DECOMPRESSED.min(self.decompressed));
+        self.decompressed = self.decompressed.saturating_sub(listing.decompressed);
+        let modules = listing
+            .members
+            .iter()
+            .filter_map(|m| modules::module_of_path(&m.name))
+            .collect();
+        Ok(InitramfsFacts {
+            path: p,
+            size: data.len() as u64,
+            listing,
+            modules,
+        })
+    }
+}
+
+fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> InstalledKernel {
     let boot = |names: &[String]| -> Option<String> {
         names
             .iter()
@@ -255,29 +303,12 @@ fn kernel(guest: &GuestTree, v: &str) -> InstalledKernel {
         format!("initrd-{v}.img"),
     ]);
     let mut initramfs_error = None;
-    let initramfs =
-        initrd_path.and_then(
-            |p| match guest.read_file(p.as_bytes(), MAX_INITRAMFS_FILE) {
-                Ok(data) => {
-                    let listing = initramfs::list(&data);
-                    let modules = listing
-                        .members
-                        .iter()
-                        .filter_map(|m| modules::module_of_path(&m.name))
-                        .collect();
-                    Some(InitramfsFacts {
-                        path: p,
-                        size: data.len() as u64,
-                        listing,
-                        modules,
-                    })
-                }
-                Err(e) => {
-                    initramfs_error = Some(format!("{p}: {e}"));
-                    None
-                }
-            },
-        );
+    let initramfs = initrd_path.and_then(|p| {
+        budget
+            .list(guest, p)
+            .map_err(|e| initramfs_error = Some(e))
+            .ok()
+    });
     let members: Vec<String> = initramfs
         .as_ref()
         .map(|i| i.listing.members.iter().map(|m| m.name.clone()).collect())
@@ -338,7 +369,11 @@ pub fn command_lines(guest: &GuestTree) -> CommandLines {
 }
 
 pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
-    let kernels = versions(guest).iter().map(|v| kernel(guest, v)).collect();
+    let mut budget = InitramfsBudget::new();
+    let kernels = versions(guest)
+        .iter()
+        .map(|v| kernel(guest, v, &mut budget))
+        .collect();
 
     let mut blacklist = Vec::new();
     let mut seen = BTreeSet::new();
@@ -482,6 +517,45 @@ mod tests {
             Some(format!("/boot/initrd.img-{V}").as_str())
         );
         serde_json::to_string(&f).unwrap();
+    }
+
+    #[test]
+    fn initramfs_budget_is_shared_by_all_kernels_of_a_guest() {
+        let data = vec![b'a'; 600 << 10];
+        let archive = cpio::tests::newc(&[("usr/lib/modules/x/hv_vmbus.ko", &data)]);
+        let archive = String::from_utf8(archive).unwrap();
+        let mut fs = MemFs::default().dir("/").dir("/boot");
+        for k in ["1", "2", "3"] {
+            fs = fs
+                .file(&format!("/boot/vmlinuz-{k}"), "k")
+                .file(&format!("/boot/initrd.img-{k}"), &archive);
+        }
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let mut budget = InitramfsBudget {
+            read: 4 << 20,
+            decompressed: 1 << 20,
+        };
+        let first = kernel(&g, "1", &mut budget);
+        let listing = &first.initramfs.as_ref().unwrap().listing;
+        assert!(listing.error.is_none() && listing.member_count == 1);
+        let second = kernel(&g, "2", &mut budget);
+        let listing = &second.initramfs.as_ref().unwrap().listing;
+        assert_eq!(
+            listing.error.as_deref(),
+            Some("decompressed size limit reached")
+        );
+        let third = kernel(&g, "3", &mut budget);
+        assert!(third.initramfs.is_none());
+        assert!(
+            third
+                .initramfs_error
+                .as_ref()
+                .unwrap()
+                .contains("not examined"),
+            "{:?}",
+            third.initramfs_error
+        );
+        assert_eq!(budget.decompressed, 0);
     }
 
     #[test]
