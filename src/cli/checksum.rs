@@ -90,7 +90,7 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
         let diffs = diffs.map_err(CliError::trouble)?;
         let img = args.image.display();
         if diffs.is_empty() {
-            println!(
+            outln!(
                 "{img}: OK: {} match {}",
                 checked_keys(&m).join(", "),
                 manifest.display()
@@ -98,7 +98,7 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
             return Ok(EXIT_OK);
         }
         for d in &diffs {
-            println!("{img}: {d}");
+            outln!("{img}: {d}");
         }
         if diffs.iter().any(|d| d.key == "size") {
             let other = match scope {
@@ -220,9 +220,13 @@ fn emit(
     let Some(path) = path else {
         let stdout = std::io::stdout();
         let mut out = std::io::BufWriter::new(stdout.lock());
-        return write(&mut out)
-            .and_then(|()| out.flush())
-            .map_err(|e| CliError::trouble(format!("cannot write the result: {e}")));
+        // A reader that went away (`| head`) is not an error of the checksum.
+        return match write(&mut out).and_then(|()| out.flush()) {
+            Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+                Err(CliError::trouble(format!("cannot write the result: {e}")))
+            }
+            _ => Ok(()),
+        };
     };
     let dir = path
         .parent()

@@ -31,32 +31,32 @@ pub fn run(args: FixArgs) -> Result<i32, CliError> {
     drop(image);
     let name = args.image.display();
     if plan.is_noop() {
-        println!(
+        outln!(
             "{name}: already a fixed VHD of {} with a valid footer; nothing to do",
             human_bytes(plan.new_size)
         );
         return Ok(EXIT_OK);
     }
     let verb = if args.dry_run { "would" } else { "will" };
-    println!(
+    outln!(
         "{name}: {} {} -> fixed VHD {}",
         plan.format.name(),
         human_bytes(plan.old_size),
         human_bytes(plan.new_size)
     );
     for r in &plan.reasons {
-        println!("  - {r}");
+        outln!("  - {r}");
     }
-    println!("  steps vhdprep {verb} take (the file reads as the old image until the last one):");
+    outln!("  steps vhdprep {verb} take (the file reads as the old image until the last one):");
     for (i, s) in plan.steps.iter().enumerate() {
-        println!("    {}. {s}", i + 1);
+        outln!("    {}. {s}", i + 1);
     }
     if args.dry_run {
-        println!("  dry run: nothing was written");
+        outln!("  dry run: nothing was written");
         return Ok(EXIT_OK);
     }
     apply_fix(&plan)?;
-    println!(
+    outln!(
         "  done: {name} is a fixed VHD, file length {}",
         plan.new_size + 512
     );

@@ -102,15 +102,15 @@ fn fs_text(fs: &Option<vhdprep::guest::inspect::FilesystemReport>) -> String {
 }
 
 fn print_inspect(r: &InspectReport) {
-    println!(
+    outln!(
         "{}: {} disk of {}",
         r.file,
         r.format.name(),
         human_bytes(r.virtual_size)
     );
-    println!("partition table: {:?}", r.partition_table);
+    outln!("partition table: {:?}", r.partition_table);
     for p in &r.partitions {
-        println!(
+        outln!(
             "  {:>3}  start {:>12}  size {:>12}  {:<22} {:<40} {}",
             p.number,
             p.start,
@@ -121,7 +121,7 @@ fn print_inspect(r: &InspectReport) {
         );
     }
     for lv in &r.logical_volumes {
-        println!(
+        outln!(
             "  LV {}/{}  size {}  {}  {}",
             lv.vg,
             lv.lv,
@@ -131,20 +131,20 @@ fn print_inspect(r: &InspectReport) {
         );
     }
     if r.whole_disk_filesystem.is_some() {
-        println!("  whole disk: {}", fs_text(&r.whole_disk_filesystem));
+        outln!("  whole disk: {}", fs_text(&r.whole_disk_filesystem));
     }
     match &r.root {
-        Some(root) => println!(
+        Some(root) => outln!(
             "root: {root}{}",
             r.root_subvolume
                 .as_ref()
                 .map(|s| format!(" (subvolume {s})"))
                 .unwrap_or_default()
         ),
-        None => println!("root: none found (no volume holds /etc/os-release)"),
+        None => outln!("root: none found (no volume holds /etc/os-release)"),
     }
     for m in &r.fstab {
-        println!(
+        outln!(
             "  fstab line {:<3} {:<45} {:<14} {:<6} {}",
             m.entry.line,
             m.entry.spec,
@@ -159,7 +159,7 @@ fn print_inspect(r: &InspectReport) {
         );
     }
     if let Some(os) = &r.os {
-        println!(
+        outln!(
             "os: {} (ID={} VERSION_ID={})",
             os.pretty_name.as_deref().unwrap_or("?"),
             os.id.as_deref().unwrap_or("?"),
@@ -167,7 +167,7 @@ fn print_inspect(r: &InspectReport) {
         );
     }
     if let Some(a) = &r.architecture {
-        println!(
+        outln!(
             "architecture: {} (Azure: {}) from {}",
             a.uname_name(),
             a.azure_name(),
@@ -175,7 +175,7 @@ fn print_inspect(r: &InspectReport) {
         );
     }
     for f in &r.findings {
-        println!("{:<7} {}  {}", f.severity.as_str(), f.id, f.message);
+        outln!("{:<7} {}  {}", f.severity.as_str(), f.id, f.message);
     }
 }
 

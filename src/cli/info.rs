@@ -31,11 +31,11 @@ pub fn run(args: InfoArgs) -> Result<i32, CliError> {
 }
 
 fn print_text(r: &ContainerReport) {
-    println!("file:          {}", r.file);
-    println!("format:        {}", r.format.name());
-    println!("file size:     {}", human_bytes(r.file_size));
+    outln!("file:          {}", r.file);
+    outln!("format:        {}", r.format.name());
+    outln!("file size:     {}", human_bytes(r.file_size));
     if let Some(why) = &r.unreadable {
-        println!("virtual disk:  not readable: {why}");
+        outln!("virtual disk:  not readable: {why}");
     } else {
         let source = match r.size_source {
             Some(vhdprep::disk::vhd::SizeSource::Geometry) => {
@@ -44,65 +44,71 @@ fn print_text(r: &ContainerReport) {
             Some(vhdprep::disk::vhd::SizeSource::CurrentSize) => " (footer current size)",
             None => "",
         };
-        println!("virtual size:  {}{source}", human_bytes(r.virtual_size));
+        outln!("virtual size:  {}{source}", human_bytes(r.virtual_size));
     }
     if let Some(f) = &r.footer {
-        println!("footer:        at offset {} ({:?})", f.offset, f.place);
-        println!("  cookie          {}", f.cookie);
-        println!("  features        0x{:08x}", f.features);
-        println!("  version         {}", f.version);
-        println!("  data offset     0x{:016x}", f.data_offset);
-        println!("  timestamp       {} ({})", f.timestamp, f.timestamp_utc);
-        println!(
+        outln!("footer:        at offset {} ({:?})", f.offset, f.place);
+        outln!("  cookie          {}", f.cookie);
+        outln!("  features        0x{:08x}", f.features);
+        outln!("  version         {}", f.version);
+        outln!("  data offset     0x{:016x}", f.data_offset);
+        outln!("  timestamp       {} ({})", f.timestamp, f.timestamp_utc);
+        outln!(
             "  creator         '{}' {} on '{}'",
-            f.creator_app, f.creator_version, f.creator_host_os
+            f.creator_app,
+            f.creator_version,
+            f.creator_host_os
         );
-        println!("  original size   {}", f.original_size);
-        println!("  current size    {}", f.current_size);
-        println!(
+        outln!("  original size   {}", f.original_size);
+        outln!("  current size    {}", f.current_size);
+        outln!(
             "  geometry        {}/{}/{} ({} bytes)",
-            f.geometry.cylinders, f.geometry.heads, f.geometry.sectors_per_track, f.geometry_size
+            f.geometry.cylinders,
+            f.geometry.heads,
+            f.geometry.sectors_per_track,
+            f.geometry_size
         );
-        println!("  disk type       {}", f.disk_type);
-        println!(
+        outln!("  disk type       {}", f.disk_type);
+        outln!(
             "  checksum        {} ({})",
             f.checksum,
             if f.checksum_valid { "valid" } else { "INVALID" }
         );
-        println!("  unique id       {}", f.unique_id);
-        println!(
+        outln!("  unique id       {}", f.unique_id);
+        outln!(
             "  saved state     {}",
             if f.saved_state { "set" } else { "clear" }
         );
     }
     if let Some(d) = &r.dynamic_header {
-        println!("dynamic header:");
-        println!(
+        outln!("dynamic header:");
+        outln!(
             "  block table     {} entries at offset {}",
-            d.max_table_entries, d.table_offset
+            d.max_table_entries,
+            d.table_offset
         );
-        println!("  block size      {}", human_bytes(u64::from(d.block_size)));
-        println!(
+        outln!("  block size      {}", human_bytes(u64::from(d.block_size)));
+        outln!(
             "  checksum        {}",
             if d.checksum_valid { "valid" } else { "INVALID" }
         );
         if !d.parent_name.is_empty() {
-            println!("  parent          {}", d.parent_name);
+            outln!("  parent          {}", d.parent_name);
         }
     }
     if r.findings.is_empty() {
-        println!("findings:      none: the container is what Azure accepts");
+        outln!("findings:      none: the container is what Azure accepts");
     } else {
-        println!("findings:");
+        outln!("findings:");
         let mut sorted = r.findings.clone();
         sorted.sort_by(|a, b| b.severity.cmp(&a.severity).then(a.id.cmp(b.id)));
         for f in &sorted {
-            println!("  {:<7} {}  {}", f.severity.as_str(), f.id, f.message);
+            outln!("  {:<7} {}  {}", f.severity.as_str(), f.id, f.message);
             if let Some(e) = &f.evidence {
-                println!("          evidence: {e}");
+                outln!("          evidence: {e}");
             }
             if let Some(fix) = &f.remediation {
-                println!("          fix:      {fix}");
+                outln!("          fix:      {fix}");
             }
         }
     }

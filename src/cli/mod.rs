@@ -1,6 +1,18 @@
 //! Argument parsing and dispatch. Each subcommand lives in its own module and returns an exit
 //! status; errors print one line naming the file and the problem.
 
+/// `print!` to standard output that a closed pipe (`vhdprep info IMG | head`) silences instead
+/// of panicking as `print!` does: the command still finishes and returns its own status.
+macro_rules! out {
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!($($t)*)) };
+}
+
+/// `println!` with the same treatment of a closed pipe as [`out!`].
+macro_rules! outln {
+    () => { $crate::cli::write_stdout(format_args!("\n")) };
+    ($($t:tt)*) => { $crate::cli::write_stdout(format_args!("{}\n", format_args!($($t)*))) };
+}
+
 mod check;
 mod checksum;
 mod convert;
@@ -13,6 +25,28 @@ mod rules;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
+
+/// Set once standard output cannot be written: later output is dropped.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Writes to standard output for [`out!`]/[`outln!`]. A reader that went away (broken pipe) is
+/// not an error of the command; any other failure (a full disk behind `>`) is one line on
+/// stderr and exit status 2.
+pub(crate) fn write_stdout(args: fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::Ordering;
+    if STDOUT_CLOSED.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if let Err(e) = out.write_fmt(args).and_then(|()| out.flush()) {
+        STDOUT_CLOSED.store(true, Ordering::Relaxed);
+        if e.kind() != std::io::ErrorKind::BrokenPipe {
+            eprintln!("vhdprep: cannot write to standard output: {e}");
+            std::process::exit(EXIT_TROUBLE);
+        }
+    }
+}
 
 /// Exit status: success, and no error finding.
 pub const EXIT_OK: i32 = 0;
@@ -125,7 +159,7 @@ pub fn run() -> i32 {
 pub fn print_json<T: serde::Serialize>(value: &T) -> Result<(), CliError> {
     let text = serde_json::to_string_pretty(value)
         .map_err(|e| CliError::trouble(format!("cannot encode JSON: {e}")))?;
-    println!("{text}");
+    outln!("{text}");
     Ok(())
 }
 

@@ -21,10 +21,10 @@ pub struct RulesArgs {
 pub fn run(args: RulesArgs) -> Result<i32, CliError> {
     match args.format {
         RulesFormat::Json => print_json(&catalogue::all().collect::<Vec<_>>())?,
-        RulesFormat::Markdown => print!("{}", catalogue::markdown()),
+        RulesFormat::Markdown => out!("{}", catalogue::markdown()),
         RulesFormat::Text => {
             for r in catalogue::all() {
-                println!(
+                outln!(
                     "{:<10} {:<8} {}{}",
                     r.id,
                     r.severity,
