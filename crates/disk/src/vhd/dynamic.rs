@@ -14,6 +14,11 @@ const UNALLOCATED: u32 = 0xFFFF_FFFF;
 pub const MAX_BLOCK_SIZE: u32 = 256 << 20;
 /// Largest virtual size accepted for a dynamic disk: 64 TiB, twice Azure's largest data disk.
 pub const MAX_DYNAMIC_SIZE: u64 = 64 << 40;
+/// Most block-table entries read: [`MAX_DYNAMIC_SIZE`] in the 2 MiB blocks Hyper-V and qemu-img
+/// write (2^25 entries, 128 MiB of table). The table is read into memory whole, and the file's
+/// length is no bound on it: a sparse file can claim gigabytes of table without holding them.
+/// Disks with smaller blocks must be correspondingly smaller.
+pub const MAX_TABLE_ENTRIES: u64 = MAX_DYNAMIC_SIZE / (2 << 20);
 
 /// Why a dynamic VHD's header or block table cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +31,11 @@ pub enum DynamicError {
     BadTableSize {
         /// Entries the header claims.
         entries: u32,
+        /// Entries the virtual size needs.
+        needed: u64,
+    },
+    /// The block table needs more than [`MAX_TABLE_ENTRIES`] entries.
+    TableTooLarge {
         /// Entries the virtual size needs.
         needed: u64,
     },
@@ -51,6 +61,7 @@ impl std::fmt::Display for DynamicError {
             DynamicError::BadCookie => write!(f, "dynamic header at the data offset lacks its 'cxsparse' cookie"),
             DynamicError::BadBlockSize(b) => write!(f, "dynamic header block size {b} is not a power of two between 512 bytes and 256 MiB"),
             DynamicError::BadTableSize { entries, needed } => write!(f, "block table has {entries} entries but the disk size needs {needed}"),
+            DynamicError::TableTooLarge { needed } => write!(f, "block table of {needed} entries is more than the {MAX_TABLE_ENTRIES} vhdprep reads (64 TiB in 2 MiB blocks)"),
             DynamicError::TableOutsideFile { offset, len } => write!(f, "block table ({len} bytes at offset {offset}) lies outside the file"),
             DynamicError::BlockOutsideFile { index, offset } => write!(f, "block {index} at file offset {offset} lies past the end of the file (truncated image?)"),
         }
@@ -91,6 +102,9 @@ impl<R: ReadAt> DynamicVhd<R> {
                 entries: header.max_table_entries,
                 needed,
             }));
+        }
+        if needed > MAX_TABLE_ENTRIES {
+            return Ok(Err(DynamicError::TableTooLarge { needed }));
         }
         let table_len = needed * 4;
         match header.table_offset.checked_add(table_len) {
@@ -322,6 +336,14 @@ mod tests {
         assert!(matches!(
             DynamicVhd::open(&file, &bad, 4096, end).unwrap(),
             Err(DynamicError::BadBlockSize(3000))
+        ));
+        // 1 TiB in 512-byte blocks: 8 GiB of table, refused before any is read.
+        let mut tiny = header.clone();
+        tiny.block_size = 512;
+        tiny.max_table_entries = u32::MAX;
+        assert!(matches!(
+            DynamicVhd::open(&file, &tiny, 1 << 40, u64::MAX).unwrap(),
+            Err(DynamicError::TableTooLarge { needed }) if needed == 1 << 31
         ));
         let mut far = header.clone();
         far.table_offset = u64::MAX - 2;
