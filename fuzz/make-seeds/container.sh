@@ -1,12 +1,23 @@
 #!/usr/bin/env bash
-# Seeds for the container targets: head and tail slices of images written by qemu-img.
+# Seeds for the container targets (crates/fuzz/src/container.rs):
+#   container_detect  head and tail slices of images written by qemu-img;
+#   vhd_dynamic       whole VHD files written by qemu-img/qemu-io, in the sparse format;
+#   partition_table   disks partitioned by sgdisk/sfdisk and the fixture images' tables, in the
+#                     sparse format (the first 34 and last 33 sectors, zero blocks dropped).
 # Usage: fuzz/make-seeds/container.sh (writes into fuzz/seeds/; run from anywhere)
+# Needs qemu-img, qemu-io, sgdisk, sfdisk, python3; the fixture images are used when present
+# (VHDPREP_FIXTURE_CACHE, default /var/cache/vhdprep-fixtures).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
+sparse="$here/make-seeds/sparse.py"
+fixtures=${VHDPREP_FIXTURE_CACHE:-/var/cache/vhdprep-fixtures}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-out="$here/seeds/container_detect"; mkdir -p "$out"
+for tool in qemu-img qemu-io sgdisk sfdisk python3; do
+    command -v "$tool" >/dev/null || { echo "container.sh: $tool is missing" >&2; exit 1; }
+done
 
-# First and last 512 bytes: all that detection reads.
+# --- container_detect: first and last 512 bytes, all that detection reads.
+out="$here/seeds/container_detect"; mkdir -p "$out"
 head_tail() { { head -c 512 "$1"; tail -c 512 "$1"; } > "$2"; }
 qemu-img create -q -f vpc -o subformat=fixed "$tmp/fixed.vhd" 1M
 qemu-img create -q -f vpc "$tmp/dynamic.vhd" 64M
@@ -18,3 +29,82 @@ head_tail "$tmp/dynamic.vhd" "$out/qemu-dynamic.vhd"
 head_tail "$tmp/disk.vhdx" "$out/qemu.vhdx"
 head_tail "$tmp/disk.qcow2" "$out/qemu.qcow2"
 head_tail "$tmp/disk.vmdk" "$out/qemu.vmdk"
+
+# --- vhd_dynamic: whole files (footer copy, dynamic header, BAT, bitmaps, data, footer).
+out="$here/seeds/vhd_dynamic"; mkdir -p "$out"
+write() { qemu-io -f vpc "${@:2}" "$1" >/dev/null; }
+qemu-img create -q -f vpc "$tmp/empty.vhd" 8M
+qemu-img create -q -f vpc "$tmp/written.vhd" 8M
+# Two blocks: one partly written (sparse sector bitmap), one written at its last sector.
+write "$tmp/written.vhd" -c "write -P 0xab 0 4k" -c "write -P 0xcd 1536k 512" \
+    -c "write -P 0x5a 6143k 1k" -c "write -P 0x11 8191k 1k"
+qemu-img create -q -f vpc -o force_size=on "$tmp/forced.vhd" 10M
+write "$tmp/forced.vhd" -c "write -P 0x77 2M 8k"
+# A tiny raw with a partition table, converted: what `qemu-img convert` uploads look like.
+truncate -s 6M "$tmp/tiny.raw"
+printf 'label: dos\nstart=2048, size=4096, type=83\n' | sfdisk -q "$tmp/tiny.raw"
+printf 'hello from the first partition' | dd of="$tmp/tiny.raw" bs=1 seek=$((2048 * 512)) conv=notrunc status=none
+qemu-img convert -f raw -O vpc "$tmp/tiny.raw" "$tmp/converted.vhd"
+qemu-img convert -f raw -O vpc -o subformat=fixed "$tmp/tiny.raw" "$tmp/converted-fixed.vhd"
+# The end footer lost: only the copy at offset 0 remains.
+head -c -512 "$tmp/written.vhd" > "$tmp/start-copy.vhd"
+for f in empty written forced converted converted-fixed start-copy; do
+    python3 "$sparse" "$tmp/$f.vhd" "$out/qemu-$f.vhd" --max 65536
+done
+
+# --- partition_table: the first 34 and the last 33 sectors (the GPT backup) of each disk.
+out="$here/seeds/partition_table"; mkdir -p "$out"
+table() { # DISK OUT [SECTOR-SIZE]
+    local ss=${3:-512} size
+    size=$(stat -c %s "$1")
+    python3 "$sparse" "$1" "$2" --keep 0:$((34 * ss)) --keep $((size - 33 * ss)):$((33 * ss)) --max 65536
+    [ "$(stat -c %s "$2")" -gt 1024 ] || { echo "container.sh: no table written to $2" >&2; exit 1; }
+}
+new() { rm -f "$tmp/d"; truncate -s "$1" "$tmp/d"; }
+new 64M
+sgdisk -n 1:2048:+1M -t 1:ef02 -n 2:0:+8M -t 2:ef00 -c 2:ESP -n 3:0:0 -t 3:8300 -c 3:root "$tmp/d" >/dev/null
+table "$tmp/d" "$out/sgdisk-gpt"
+sgdisk -h 2:3 "$tmp/d" >/dev/null
+table "$tmp/d" "$out/sgdisk-hybrid"
+new 64M
+printf 'label: dos\nlabel-id: 0x12345678\nstart=2048, size=8192, type=83, bootable\nstart=10240, type=5\nstart=12288, size=4096, type=83\nstart=18432, size=4096, type=82\nstart=24576, type=8e\n' \
+    | sfdisk -q "$tmp/d"
+# The EBR chain lies inside the disk: keep every non-zero block.
+python3 "$sparse" "$tmp/d" "$out/sfdisk-mbr-logicals" --max 65536
+new 64M
+printf 'label: gpt\nfirst-lba: 34\nstart=2048, size=4096, type=21686148-6449-6E6F-744E-656564454649\nstart=6144, size=16384, type=C12A7328-F81F-11D2-BA4B-00A0C93EC93B, name="EFI System"\nstart=22528, type=0FC63DAF-8483-4772-8E79-3D69D8477DE4, attrs="LegacyBIOSBootable"\n' \
+    | sfdisk -q "$tmp/d"
+table "$tmp/d" "$out/sfdisk-gpt"
+# 4096-byte sectors: sfdisk and sgdisk take the size from a block device, so write it here.
+new 64M
+python3 - "$tmp/d" <<'PY'
+import struct, sys, uuid, zlib
+ss, path = 4096, sys.argv[1]
+last = 64 * 2**20 // ss - 1
+def guid(s): return uuid.UUID(s).bytes_le
+entries = bytearray(128 * 128)
+parts = [("C12A7328-F81F-11D2-BA4B-00A0C93EC93B", 256, 2303, "EFI System"),
+         ("0FC63DAF-8483-4772-8E79-3D69D8477DE4", 2304, last - 6, "root")]
+for i, (t, first, end, name) in enumerate(parts):
+    entries[i * 128:(i + 1) * 128] = (guid(t) + uuid.UUID(int=i + 1).bytes_le
+        + struct.pack("<QQQ", first, end, 0) + name.encode("utf-16-le").ljust(72, b"\0"))
+def header(lba, alt, array_lba):
+    h = bytearray(b"EFI PART" + struct.pack("<IIII", 0x10000, 92, 0, 0)
+        + struct.pack("<QQQQ", lba, alt, 6, last - 5) + uuid.UUID(int=42).bytes_le
+        + struct.pack("<QIII", array_lba, 128, 128, zlib.crc32(entries)))
+    h[16:20] = struct.pack("<I", zlib.crc32(h))
+    return bytes(h)
+with open(path, "r+b") as f:
+    mbr = bytearray(512)
+    mbr[446:462] = bytes([0, 0, 2, 0, 0xEE, 0xFF, 0xFF, 0xFF]) + struct.pack("<II", 1, last)
+    mbr[510:512] = b"\x55\xaa"
+    f.write(mbr)
+    for at, data in ((ss, header(1, last, 2)), (2 * ss, entries),
+                     ((last - 4) * ss, entries), (last * ss, header(last, 1, last - 4))):
+        f.seek(at); f.write(data)
+PY
+table "$tmp/d" "$out/crafted-gpt-4k" 4096
+for f in gen2-gpt-ext4 gen1-mbr-ext4 hybrid-gpt rhel-lvm; do
+    [ -f "$fixtures/$f.raw" ] || { echo "container.sh: no fixture $fixtures/$f.raw" >&2; exit 1; }
+    table "$fixtures/$f.raw" "$out/fixture-$f"
+done

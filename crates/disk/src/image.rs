@@ -15,7 +15,7 @@ pub type SharedDisk = Arc<dyn ReadAt>;
 /// disk as bytes.
 pub struct DiskImage {
     path: PathBuf,
-    file: Arc<FileReader>,
+    file: SharedDisk,
     detection: Detection,
     dynamic_header: Option<DynamicHeader>,
     virtual_size: u64,
@@ -84,6 +84,13 @@ impl DiskImage {
     pub fn open(path: impl AsRef<Path>) -> Result<DiskImage> {
         let path = path.as_ref();
         let file = open_file(path)?;
+        DiskImage::from_reader(path, Arc::new(file))
+    }
+
+    /// Like [`DiskImage::open`], for an image that is already open (or in memory): `path`
+    /// only names it in messages. The fuzz targets open in-memory images through this.
+    pub fn from_reader(path: impl AsRef<Path>, file: SharedDisk) -> Result<DiskImage> {
+        let path = path.as_ref();
         let size = file.len();
         if size < FOOTER_SIZE as u64 {
             return Err(DiskError::TooSmall {
@@ -91,11 +98,10 @@ impl DiskImage {
                 size,
             });
         }
-        let detection = detect(&file).map_err(|e| DiskError::io(path, "cannot read", e))?;
-        let file = Arc::new(file);
+        let detection = detect(&*file).map_err(|e| DiskError::io(path, "cannot read", e))?;
         let mut image = DiskImage {
             path: path.to_owned(),
-            file: file.clone(),
+            file,
             virtual_size: 0,
             dynamic_header: None,
             disk: Err(Arc::new(DiskError::Refused {
@@ -117,7 +123,7 @@ impl DiskImage {
                 // last one padded with zeros.
                 self.virtual_size = size.div_ceil(512) * 512;
                 if self.virtual_size == size {
-                    Ok(self.file.clone() as SharedDisk)
+                    Ok(self.file.clone())
                 } else {
                     Ok(
                         Arc::new(ZeroPadded::new(self.file.clone(), self.virtual_size))
@@ -275,7 +281,7 @@ impl DiskImage {
     }
 
     /// The whole file as a reader (container included).
-    pub fn file(&self) -> Arc<FileReader> {
+    pub fn file(&self) -> SharedDisk {
         self.file.clone()
     }
 

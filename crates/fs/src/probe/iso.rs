@@ -66,16 +66,19 @@ fn iso_date_uuid(d: &[u8]) -> Option<String> {
     if digits.iter().all(|&c| c == 0) {
         return None;
     }
-    let s: String = digits.iter().map(|&c| c as char).collect();
+    // Split the bytes, not a String of them: a byte over 0x7F becomes a two-byte char, and
+    // slicing the String at a byte index inside it would panic.
+    let field =
+        |r: std::ops::Range<usize>| digits[r].iter().map(|&c| c as char).collect::<String>();
     Some(format!(
         "{}-{}-{}-{}-{}-{}-{}",
-        &s[0..4],
-        &s[4..6],
-        &s[6..8],
-        &s[8..10],
-        &s[10..12],
-        &s[12..14],
-        &s[14..16]
+        field(0..4),
+        field(4..6),
+        field(6..8),
+        field(8..10),
+        field(10..12),
+        field(12..14),
+        field(14..16)
     ))
 }
 
@@ -213,4 +216,17 @@ fn udf_uuid(volset: &[u8]) -> Option<String> {
             .map(|&b| (b as char).to_ascii_lowercase())
             .collect()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_date_with_bytes_over_0x7f_is_split_by_byte() {
+        let mut d = *b"2026112521470000\0";
+        d[3] = 0xFF;
+        assert_eq!(
+            super::iso_date_uuid(&d).unwrap(),
+            "202\u{ff}-11-25-21-47-00-00"
+        );
+    }
 }
