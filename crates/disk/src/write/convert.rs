@@ -229,7 +229,7 @@ impl<'a> SourceWatch<'a> {
 
 /// The stamp of the image's file, as it is now.
 fn stamp_of(image: &DiskImage) -> Result<Option<Stamp>> {
-    Stamp::of(image.file().file()).map_err(|e| DiskError::io(image.path(), "cannot stat", e))
+    Stamp::of_path(image.path()).map_err(|e| DiskError::io(image.path(), "cannot stat", e))
 }
 
 fn refuse_same_file(src: &Path, dst: &Path) -> Result<()> {

@@ -127,7 +127,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
     let mut old_tail = vec![0u8; FOOTER_SIZE];
     file.read_exact_at(&mut old_tail, file_size - FOOTER_SIZE as u64)
         .map_err(|e| DiskError::io(path, "cannot read", e))?;
-    let old_stamp = Stamp::of(file.file())
+    let old_stamp = Stamp::of_path(path)
         .map_err(|e| DiskError::io(path, "cannot stat", e))?
         .map(|s| Stamp {
             len: file_size,

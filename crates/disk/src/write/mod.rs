@@ -62,12 +62,20 @@ pub(crate) struct Stamp {
 impl Stamp {
     /// The stamp of an open file, or `None` when it is not a regular file.
     pub fn of(file: &File) -> std::io::Result<Option<Stamp>> {
+        Ok(Stamp::from_metadata(&file.metadata()?))
+    }
+
+    /// The stamp of the file at `path` (through symlinks, as opening it would).
+    pub fn of_path(path: &std::path::Path) -> std::io::Result<Option<Stamp>> {
+        Ok(Stamp::from_metadata(&std::fs::metadata(path)?))
+    }
+
+    fn from_metadata(m: &std::fs::Metadata) -> Option<Stamp> {
         use std::os::unix::fs::MetadataExt;
-        let m = file.metadata()?;
-        Ok(m.is_file().then(|| Stamp {
+        m.is_file().then(|| Stamp {
             len: m.len(),
             mtime: (m.mtime(), m.mtime_nsec()),
-        }))
+        })
     }
 
     /// How `now` differs from `self`, in words, or `None` when it does not.
