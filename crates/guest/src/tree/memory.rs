@@ -28,12 +28,15 @@ impl MemoryFs {
         self
     }
 
+    /// Adds the regular file `p` holding the text `content`.
+    pub fn file(self, p: &str, content: &str) -> Self {
+        self.file_bytes(p, content.as_bytes())
+    }
+
     /// Adds the regular file `p` holding `content`.
-    pub fn file(mut self, p: &str, content: impl AsRef<[u8]>) -> Self {
-        self.nodes.insert(
-            p.as_bytes().to_vec(),
-            (FileKind::File, content.as_ref().to_vec()),
-        );
+    pub fn file_bytes(mut self, p: &str, content: &[u8]) -> Self {
+        self.nodes
+            .insert(p.as_bytes().to_vec(), (FileKind::File, content.to_vec()));
         self
     }
 
