@@ -39,12 +39,30 @@ fn every_seed_and_regression_runs_to_completion() {
 #[test]
 fn cargo_fuzz_targets_match_the_registry() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
-    let mut bins: Vec<String> = manifest
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("name = \""))
-        .map(|n| n.trim_end_matches('"').to_string())
-        .filter(|n| n != "vhdprep-fuzz-targets")
-        .collect();
+    // Each [[bin]] block names one target and points at its own wrapper file.
+    let mut bins: Vec<String> = Vec::new();
+    for block in manifest.split("[[bin]]").skip(1) {
+        let field = |key: &str| {
+            block
+                .lines()
+                .filter_map(|l| l.trim().strip_prefix(key))
+                .map(|v| v.trim().trim_matches('"').to_string())
+                .collect::<Vec<_>>()
+        };
+        let (names, paths) = (field("name ="), field("path ="));
+        assert_eq!(
+            names.len(),
+            1,
+            "a [[bin]] block without exactly one name: {block}"
+        );
+        assert_eq!(
+            paths,
+            [format!("fuzz_targets/{}.rs", names[0])],
+            "[[bin]] {}",
+            names[0]
+        );
+        bins.push(names[0].clone());
+    }
     bins.sort();
     let mut names: Vec<String> = vhdprep_fuzz::all()
         .iter()

@@ -298,129 +298,13 @@ impl GuestTree {
     }
 }
 
+#[cfg(any(test, feature = "memory-fs"))]
+pub mod memory;
+
+/// The name the unit tests know the in-memory filesystem by.
 #[cfg(test)]
 pub(crate) mod memfs {
-    //! An in-memory filesystem for testing resolution logic (real filesystems are tested
-    //! against real images in the integration tests).
-    use super::*;
-    use std::collections::BTreeMap;
-    use vhdprep_fs::FsResult;
-
-    #[derive(Default)]
-    pub struct MemFs {
-        pub nodes: BTreeMap<Vec<u8>, (FileKind, Vec<u8>)>,
-    }
-
-    impl MemFs {
-        pub fn dir(mut self, p: &str) -> Self {
-            self.nodes
-                .insert(p.as_bytes().to_vec(), (FileKind::Dir, vec![]));
-            self
-        }
-        pub fn file(mut self, p: &str, content: &str) -> Self {
-            self.nodes.insert(
-                p.as_bytes().to_vec(),
-                (FileKind::File, content.as_bytes().to_vec()),
-            );
-            self
-        }
-        pub fn link(mut self, p: &str, target: &str) -> Self {
-            self.nodes.insert(
-                p.as_bytes().to_vec(),
-                (FileKind::Symlink, target.as_bytes().to_vec()),
-            );
-            self
-        }
-        fn get(&self, path: &[u8]) -> FsResult<&(FileKind, Vec<u8>)> {
-            // Enforce the contract: every parent must be a real directory.
-            let parts: Vec<&[u8]> = split_path(path).collect();
-            for i in 0..parts.len().saturating_sub(1) {
-                let parent: Vec<u8> = parts[..=i]
-                    .iter()
-                    .flat_map(|c| [&b"/"[..], c].concat())
-                    .collect();
-                match self.nodes.get(&parent) {
-                    Some((FileKind::Dir, _)) => {}
-                    Some((FileKind::Symlink, _)) => {
-                        panic!("contract broken: asked through a symlink {parent:?}")
-                    }
-                    Some(_) => {
-                        return Err(FsError::NotADirectory {
-                            path: String::from_utf8_lossy(&parent).into(),
-                        })
-                    }
-                    None => {
-                        return Err(FsError::NotFound {
-                            path: String::from_utf8_lossy(&parent).into(),
-                        })
-                    }
-                }
-            }
-            let key = if path == b"/" {
-                b"/".to_vec()
-            } else {
-                path.to_vec()
-            };
-            self.nodes.get(&key).ok_or_else(|| FsError::NotFound {
-                path: String::from_utf8_lossy(path).into(),
-            })
-        }
-    }
-
-    impl FileSystem for MemFs {
-        fn fs_type(&self) -> &'static str {
-            "mem"
-        }
-        fn metadata(&self, path: &[u8]) -> FsResult<Metadata> {
-            let (kind, data) = self.get(path)?;
-            Ok(Metadata {
-                kind: *kind,
-                mode: 0o755,
-                uid: 0,
-                gid: 0,
-                size: data.len() as u64,
-                mtime: None,
-                inode: None,
-            })
-        }
-        fn read_dir(&self, path: &[u8]) -> FsResult<Vec<DirEntry>> {
-            self.get(path)?;
-            let prefix = if path == b"/" {
-                b"/".to_vec()
-            } else {
-                [path, b"/"].concat()
-            };
-            Ok(self
-                .nodes
-                .iter()
-                .filter(|(k, _)| {
-                    k.starts_with(&prefix)
-                        && k.len() > prefix.len()
-                        && !k[prefix.len()..].contains(&b'/')
-                })
-                .map(|(k, (kind, _))| DirEntry {
-                    name: k[prefix.len()..].to_vec(),
-                    kind: *kind,
-                })
-                .collect())
-        }
-        fn read_link(&self, path: &[u8]) -> FsResult<Vec<u8>> {
-            match self.get(path)? {
-                (FileKind::Symlink, t) => Ok(t.clone()),
-                _ => Err(FsError::NotASymlink {
-                    path: String::from_utf8_lossy(path).into(),
-                }),
-            }
-        }
-        fn read_file(&self, path: &[u8], _limit: u64) -> FsResult<Vec<u8>> {
-            match self.get(path)? {
-                (FileKind::File, d) => Ok(d.clone()),
-                _ => Err(FsError::IsADirectory {
-                    path: String::from_utf8_lossy(path).into(),
-                }),
-            }
-        }
-    }
+    pub use super::memory::MemoryFs as MemFs;
 }
 
 #[cfg(test)]

@@ -5,9 +5,13 @@
 //! number of input bytes a segment used is returned so that a following segment can be found.
 
 use serde::Serialize;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
+/// Largest xz dictionary accepted. `xz -9`, the largest preset, uses 64 MiB (initramfs
+/// builders use 1 to 8 MiB); a stream may ask for up to 3 GiB, which the decoder would have
+/// to allocate.
+pub const MAX_XZ_DICT: usize = 64 << 20;
 /// Magic of the lz4 legacy frame (`lz4 -l`), little-endian on disk.
 pub const LZ4_LEGACY_MAGIC: u32 = 0x184C_2102;
 /// Uncompressed size of one lz4 legacy block.
@@ -99,27 +103,6 @@ impl std::fmt::Display for DecompressError {
 /// Output sink: takes decompressed bytes, may refuse.
 pub type Sink<'a> = dyn FnMut(&[u8]) -> Result<(), Stop> + 'a;
 
-/// A `Write` that forwards to a sink and remembers why it refused.
-struct SinkWriter<'a, 'b> {
-    sink: &'a mut Sink<'b>,
-    stop: Option<Stop>,
-}
-
-impl Write for SinkWriter<'_, '_> {
-    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        match (self.sink)(buf) {
-            Ok(()) => Ok(buf.len()),
-            Err(s) => {
-                self.stop = Some(s);
-                Err(io::Error::other("sink stopped"))
-            }
-        }
-    }
-    fn flush(&mut self) -> io::Result<()> {
-        Ok(())
-    }
-}
-
 fn pump<R: Read>(mut r: R, sink: &mut Sink<'_>) -> Result<R, DecompressError> {
     let mut buf = vec![0u8; 64 << 10];
     loop {
@@ -159,6 +142,36 @@ fn lz4_legacy(input: &[u8], sink: &mut Sink<'_>) -> Result<usize, DecompressErro
     }
 }
 
+/// Streams an xz segment to the sink with a dictionary of at most [`MAX_XZ_DICT`] bytes, so
+/// memory stays bounded whatever the stream's size (a decoder that buffers whole blocks
+/// would hold the entire output). Returns the input bytes the stream used.
+fn xz(input: &[u8], sink: &mut Sink<'_>) -> Result<usize, DecompressError> {
+    let mut d =
+        xz4rust::XzDecoder::in_heap_with_alloc_dict_size(xz4rust::DICT_SIZE_MIN, MAX_XZ_DICT);
+    let mut out = vec![0u8; 64 << 10];
+    let mut pos = 0;
+    loop {
+        let r = d.decode(&input[pos..], &mut out).map_err(xz_error)?;
+        pos += r.input_consumed();
+        sink(&out[..r.output_produced()]).map_err(DecompressError::Stopped)?;
+        if r.is_end_of_stream() {
+            return Ok(pos);
+        }
+        if !r.made_progress() {
+            return Err(DecompressError::Corrupt("xz: stream truncated".into()));
+        }
+    }
+}
+
+fn xz_error(e: xz4rust::XzError) -> DecompressError {
+    match e {
+        xz4rust::XzError::DictionaryTooLarge(n) => DecompressError::Corrupt(format!(
+            "xz: a {n}-byte dictionary is over the {MAX_XZ_DICT}-byte limit"
+        )),
+        e => DecompressError::Corrupt(format!("xz: {e}")),
+    }
+}
+
 fn decode(comp: Compression, input: &[u8], sink: &mut Sink<'_>) -> Result<usize, DecompressError> {
     match comp {
         Compression::Gzip => {
@@ -173,16 +186,7 @@ fn decode(comp: Compression, input: &[u8], sink: &mut Sink<'_>) -> Result<usize,
             pump(d, sink)?;
             Ok(input.len() - cursor.len())
         }
-        Compression::Xz => {
-            let mut cursor = input;
-            let mut w = SinkWriter { sink, stop: None };
-            let r = lzma_rs::xz_decompress(&mut cursor, &mut w);
-            if let Some(s) = w.stop {
-                return Err(DecompressError::Stopped(s));
-            }
-            r.map_err(|e| DecompressError::Corrupt(format!("xz: {e:?}")))?;
-            Ok(input.len() - cursor.len())
-        }
+        Compression::Xz => xz(input, sink),
         Compression::Bzip2 => {
             // The decoder reads ahead: the end of the stream is not known, so nothing after a
             // bzip2 segment is examined.
@@ -215,6 +219,7 @@ pub fn decompress(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Write;
 
     fn gzip(data: &[u8]) -> Vec<u8> {
         let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
@@ -276,6 +281,40 @@ mod tests {
         let (out, r) = collect(Compression::Gzip, &g, 1 << 20);
         assert!(out.len() <= 1 << 20);
         assert_eq!(r, Err(DecompressError::Stopped(Stop::Limit)));
+    }
+
+    /// 64 MiB of zeros, `xz -9 --check=crc32` (9.9 KB).
+    const XZ_ZEROS_64M: &[u8] = include_bytes!("../../../tests/data/zeros-64m.xz");
+
+    #[test]
+    fn xz_streams_in_pieces_so_a_bomb_stops_at_the_limit() {
+        // A decoder that buffers the whole block (lzma-rs did) hands the sink 64 MiB at once
+        // and never lets it see the first MiB.
+        let (out, r) = collect(Compression::Xz, XZ_ZEROS_64M, 1 << 20);
+        assert_eq!(r, Err(DecompressError::Stopped(Stop::Limit)));
+        assert_eq!(out.len(), 1 << 20);
+        let mut tail = XZ_ZEROS_64M.to_vec();
+        tail.extend_from_slice(b"TAIL");
+        let (out, r) = collect(Compression::Xz, &tail, 64 << 20);
+        assert_eq!((out.len(), r), (64 << 20, Ok(XZ_ZEROS_64M.len())));
+    }
+
+    #[test]
+    fn xz_dictionary_over_the_bound_is_refused() {
+        // The block header follows the 12-byte stream header: size byte, flags, then the
+        // LZMA2 filter (id 0x21, 1 property byte: 28 is 64 MiB), padding, CRC32.
+        let mut x = XZ_ZEROS_64M.to_vec();
+        assert_eq!(x[12..17], [2, 0, 0x21, 1, 28]);
+        x[16] = 38; // 2 GiB
+        let mut crc = flate2::Crc::new();
+        crc.update(&x[12..20]);
+        x[20..24].copy_from_slice(&crc.sum().to_le_bytes());
+        let (out, r) = collect(Compression::Xz, &x, 1 << 30);
+        assert!(out.is_empty());
+        assert!(
+            matches!(&r, Err(DecompressError::Corrupt(m)) if m.contains("2147483648-byte dictionary")),
+            "{r:?}"
+        );
     }
 
     #[test]
