@@ -67,36 +67,14 @@ fn volume(data: &[u8]) -> Volume {
 
 /// The input is a volume in the sparse format holding ext2/3/4.
 pub fn ext4(data: &[u8]) {
-    tolerate_ext4_view_panics();
+    // libFuzzer aborts on any panic, even a caught one: let ext4-view's own (caught) panics
+    // through, and only those.
+    vhdprep_fs::ext4::quiet_contained_panics();
     if let Ok(fs) = vhdprep_fs::ext4::open(volume(data)) {
         let _ = fs.label();
         let _ = fs.uuid();
         walk(&fs, data);
     }
-}
-
-/// Lets panics raised inside the `ext4-view` crate pass, and only those.
-///
-/// `vhdprep_fs::ext4` runs every call into `ext4-view` under `catch_unwind` and turns a panic
-/// into `FsError::Corrupt`: that containment is its documented contract, and what this target
-/// checks. But libFuzzer's panic hook aborts on *any* panic, even one that is caught, and
-/// `ext4-view` 1.0.0 has reachable `unwrap`s (e.g. `File::read_bytes` when a file's size
-/// exceeds its mapped blocks). So the hook is wrapped: a panic located in `ext4-view`'s own
-/// source is let through to its `catch_unwind`; every other panic (ours included, on any
-/// thread) still reaches libFuzzer's hook and aborts.
-fn tolerate_ext4_view_panics() {
-    static ONCE: std::sync::Once = std::sync::Once::new();
-    ONCE.call_once(|| {
-        let previous = std::panic::take_hook();
-        std::panic::set_hook(Box::new(move |info| {
-            let in_ext4_view = info
-                .location()
-                .is_some_and(|l| l.file().contains("ext4-view-"));
-            if !in_ext4_view {
-                previous(info);
-            }
-        }));
-    });
 }
 
 /// The input is a volume in the sparse format holding FAT12/16/32.
