@@ -8,22 +8,8 @@
 
 mod common;
 
-use common::{run, vhdprep};
+use common::{fixture_raw, run, vhdprep};
 use serde_json::Value;
-use std::path::PathBuf;
-
-fn fixture(name: &str) -> String {
-    let dir = std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cache"));
-    let p = dir.join(format!("{name}.raw"));
-    assert!(
-        p.exists(),
-        "fixture {} missing: build it with fixtures/build-images.sh",
-        p.display()
-    );
-    p.display().to_string()
-}
 
 fn stdout(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
@@ -48,7 +34,7 @@ fn flag<'a>(cmd: &'a str, flag: &str) -> &'a str {
 
 #[test]
 fn json_report_on_a_gen2_image() {
-    let img = fixture("gen2-gpt-ext4");
+    let img = fixture_raw("gen2-gpt-ext4");
     let o = run(&[
         "gallery",
         &img,
@@ -149,7 +135,7 @@ fn json_report_on_a_gen2_image() {
 
 #[test]
 fn text_report_on_a_hybrid_image_lists_both_generations() {
-    let o = run(&["gallery", &fixture("hybrid-gpt"), "--name", "hybrid"]);
+    let o = run(&["gallery", &fixture_raw("hybrid-gpt"), "--name", "hybrid"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let t = stdout(&o);
     for needle in [
@@ -173,7 +159,7 @@ fn text_report_on_a_hybrid_image_lists_both_generations() {
 
 #[test]
 fn arm_output_of_a_gen1_image_is_a_template() {
-    let o = run(&["gallery", &fixture("gen1-mbr-ext4"), "--format", "arm"]);
+    let o = run(&["gallery", &fixture_raw("gen1-mbr-ext4"), "--format", "arm"]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let arm: Value = serde_json::from_str(&stdout(&o)).expect("ARM JSON");
     let p = &arm["resources"][0]["properties"];
@@ -192,7 +178,7 @@ fn arm_output_of_a_gen1_image_is_a_template() {
 fn declared_values_contradicting_the_disk_exit_1() {
     let o = run(&[
         "gallery",
-        &fixture("gen1-mbr-ext4"),
+        &fixture_raw("gen1-mbr-ext4"),
         "--generation",
         "v2",
         "--os-state",
@@ -213,7 +199,7 @@ fn declared_values_contradicting_the_disk_exit_1() {
 
 #[test]
 fn bad_names_versions_and_images_exit_2() {
-    let img = fixture("gen2-gpt-ext4");
+    let img = fixture_raw("gen2-gpt-ext4");
     for (args, needle) in [
         (vec!["--name", "-debian"], "GAL-009"),
         (vec!["--name=debian-"], "start and end"),

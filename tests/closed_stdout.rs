@@ -4,22 +4,8 @@
 //! fails with EPIPE, deterministically.
 
 mod common;
-use common::vhdprep;
-use std::path::PathBuf;
+use common::{fixture_raw, vhdprep};
 use std::process::Stdio;
-
-fn fixture(name: &str) -> String {
-    let dir = std::env::var_os("VHDPREP_FIXTURE_CACHE")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cache"));
-    let p = dir.join(format!("{name}.raw"));
-    assert!(
-        p.exists(),
-        "fixture {} missing: build it with fixtures/build-images.sh",
-        p.display()
-    );
-    p.display().to_string()
-}
 
 /// Runs vhdprep with `args` and a stdout nobody reads; returns (exit status, stderr).
 /// (`std::io::pipe` is newer than the crates' MSRV; only this test uses it.)
@@ -42,7 +28,7 @@ fn with_closed_stdout(args: &[&str]) -> (Option<i32>, String) {
 
 #[test]
 fn every_command_survives_a_closed_stdout() {
-    let img = fixture("gen2-gpt-ext4");
+    let img = fixture_raw("gen2-gpt-ext4");
     let dir = common::tempdir();
     let raw = common::p(dir.path(), "small.raw");
     common::sparse_raw(&raw, 3 << 20, &[(0, 4096)]);

@@ -174,3 +174,18 @@ pub fn qemu_vhd_from_raw(src: &Path, dst: &Path, opts: &str) {
     args.extend([src.to_str().unwrap(), dst.to_str().unwrap()]);
     qemu_img(&args);
 }
+
+/// The path of fixture image `name` (`<name>.raw` in `$VHDPREP_FIXTURE_CACHE`, built by
+/// fixtures/build-images.sh); a missing fixture fails the test with how to build it.
+pub fn fixture_raw(name: &str) -> String {
+    let dir = std::env::var_os("VHDPREP_FIXTURE_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("fixtures/cache"));
+    let p = dir.join(format!("{name}.raw"));
+    assert!(
+        p.exists(),
+        "fixture {} missing: build it with fixtures/build-images.sh",
+        p.display()
+    );
+    p.display().to_string()
+}

@@ -159,13 +159,7 @@ mod tests {
     //! their signatures, the BIOS seeds hold GRUB.
     use super::*;
 
-    fn seed(target: &str, name: &str) -> Vec<u8> {
-        let p = format!(
-            "{}/../../fuzz/seeds/{target}/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
+    use crate::seed;
 
     #[test]
     fn every_compressed_initramfs_seed_lists_completely() {

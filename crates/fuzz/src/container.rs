@@ -255,10 +255,7 @@ fn look_at_table(disk: &SparseDisk, t: &vhdprep_partition::PartitionTable) {
 mod tests {
     use super::*;
 
-    fn seed(target: &str, name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
-        std::fs::read(format!("{dir}/{target}/{name}")).unwrap()
-    }
+    use crate::seed;
 
     #[test]
     fn sparse_disk_reads_chunks_and_zeros_elsewhere() {

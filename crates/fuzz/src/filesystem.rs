@@ -266,10 +266,7 @@ fn derived_paths(fs: &dyn FileSystem, data: &[u8], deepest: &[u8]) {
 mod tests {
     use super::*;
 
-    fn seed(target: &str, name: &str) -> Vec<u8> {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds");
-        std::fs::read(format!("{dir}/{target}/{name}")).unwrap()
-    }
+    use crate::seed;
 
     /// The populated seeds hold what fuzz/make-seeds/filesystem.sh put in them.
     fn has_the_tree(fs: &dyn FileSystem, symlinks: bool) {

@@ -41,3 +41,14 @@ pub fn all() -> Vec<Target> {
 pub fn by_name(name: &str) -> Option<Target> {
     all().into_iter().find(|t| t.name == name)
 }
+
+/// The committed seed `fuzz/seeds/<target>/<name>`, for the tests that check a seed reaches its
+/// parser.
+#[cfg(test)]
+pub(crate) fn seed(target: &str, name: &str) -> Vec<u8> {
+    let p = format!(
+        "{}/../../fuzz/seeds/{target}/{name}",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
+}

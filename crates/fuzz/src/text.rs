@@ -294,13 +294,7 @@ mod tests {
     use super::*;
     use vhdprep_guest::facts::kernel::cmdline::SourceKind;
 
-    fn seed(target: &str, name: &str) -> Vec<u8> {
-        let p = format!(
-            "{}/../../fuzz/seeds/{target}/{name}",
-            env!("CARGO_MANIFEST_DIR")
-        );
-        std::fs::read(&p).unwrap_or_else(|e| panic!("{p}: {e}"))
-    }
+    use crate::seed;
 
     fn guest_of(paths: &[&str], data: &[u8]) -> GuestTree {
         guest(&files(paths, data), &[])
