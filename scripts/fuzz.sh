@@ -29,8 +29,9 @@ done
 rustup toolchain list | grep -q '^nightly' || rustup toolchain install nightly --profile minimal
 command -v cargo-fuzz >/dev/null || cargo install cargo-fuzz --locked
 if [ ${#targets[@]} -eq 0 ]; then
-    mapfile -t targets < <("$0" --list)
+    mapfile -t targets < <("$root/scripts/fuzz.sh" --list)
 fi
+[ ${#targets[@]} -gt 0 ] || { echo "scripts/fuzz.sh: no fuzz targets found in fuzz/Cargo.toml" >&2; exit 2; }
 
 cargo +nightly fuzz build -O   # every target; a build error stops here
 
