@@ -19,8 +19,9 @@ while [ $# -gt 0 ]; do
     case "$1" in
         --seconds) seconds=$2; shift 2 ;;
         --jobs) jobs=$2; shift 2 ;;
-        --list) exec cargo metadata --no-deps --format-version 1 --manifest-path Cargo.toml \
-            | python3 -c 'import json,sys; [print(t["name"]) for p in json.load(sys.stdin)["packages"] for t in p["targets"] if "bin" in t["kind"]]' ;;
+        --list) cargo metadata --no-deps --format-version 1 --manifest-path Cargo.toml \
+            | python3 -c 'import json,sys; [print(t["name"]) for p in json.load(sys.stdin)["packages"] for t in p["targets"] if "bin" in t["kind"]]'
+            exit ;;
         -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) targets+=("$1"); shift ;;
     esac
