@@ -41,7 +41,7 @@ fn cargo_fuzz_targets_match_the_registry() {
     let manifest = std::fs::read_to_string(fuzz_dir().join("Cargo.toml")).unwrap();
     // Each [[bin]] block names one target and points at its own wrapper file.
     let mut bins: Vec<String> = Vec::new();
-    for block in manifest.split("[[bin]]").skip(1) {
+    for block in manifest.split("\n[[bin]]\n").skip(1) {
         let field = |key: &str| {
             block
                 .lines()
