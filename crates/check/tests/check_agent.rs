@@ -105,7 +105,7 @@ fn dpkg_forget(v: &mut Variant, package: &str) {
 
 #[test]
 fn clean_fixture_provisions_with_cloud_init() {
-    let (img, _) = fixture("gen2-gpt-ext4");
+    let (img, manifest) = fixture("gen2-gpt-ext4");
     let r = check_path(&img, &Policy::default());
     for id in [
         "AGENT-001",
@@ -125,7 +125,12 @@ fn clean_fixture_provisions_with_cloud_init() {
         assert_quiet(&r, id);
     }
     assert!(message(&r, "AGENT-004", Severity::Info).starts_with("cloud-init provisions"));
-    assert!(message(&r, "AGENT-012", Severity::Info).contains("22.4.2"));
+    let cloud_init = recorded(&manifest, &["agents", "cloud-init"]);
+    let m = message(&r, "AGENT-012", Severity::Info);
+    assert!(
+        m.contains(&cloud_init),
+        "{m} (fixture's cloud-init: {cloud_init})"
+    );
     assert!(message(&r, "AGENT-015", Severity::Info).contains("ssh_host_rsa_key.pub"));
     assert!(message(&r, "AGENT-013", Severity::Info).contains("KVP"));
     // Debian's packaged waagent.conf turns auto-update off.
@@ -271,10 +276,7 @@ fn waagent_conf_switches_legacy_keys_and_unknown_mode() {
 #[test]
 fn old_waagent_versions() {
     let mut v = Variant::of("gen2-gpt-ext4");
-    let version_py = "/usr/lib/python3/dist-packages/azurelinuxagent/common/version.py";
-    v.edit(version_py, |t| {
-        t.replace("AGENT_VERSION = '2.7.3.0'", "AGENT_VERSION = '2.2.44'")
-    });
+    v.set_agent_version("waagent", "2.2.44");
     let r = v.check(&Policy::default());
     assert!(message(&r, "AGENT-003", Severity::Warning).contains("older than 2.2.45"));
     // 2.2.44 does not read Provisioning.Agent=cloud-init: with no legacy key it provisions
@@ -283,7 +285,7 @@ fn old_waagent_versions() {
     assert!(m.contains("refuses"), "{m}");
     assert_quiet(&r, "AGENT-007");
 
-    v.edit(version_py, |t| t.replace("'2.2.44'", "'2.2.40'"));
+    v.set_agent_version("waagent", "2.2.40");
     conf(&mut v, &[("Provisioning.UseCloudInit", "y")]);
     let r = v.check(&Policy {
         marketplace: true,
@@ -356,7 +358,8 @@ fn without_agents() {
     // Uninstall waagent: cloud-init alone provisions, no extension support.
     v.remove("/usr/sbin/waagent");
     rm_tree(&v, &format!("{py}/azurelinuxagent"));
-    rm_tree(&v, &format!("{py}/WALinuxAgent-2.7.3.0.egg-info"));
+    let waagent = v.agent_version("waagent");
+    rm_tree(&v, &format!("{py}/WALinuxAgent-{waagent}.egg-info"));
     dpkg_forget(&mut v, "waagent");
     let r = v.check(&Policy::default());
     assert!(message(&r, "AGENT-006", Severity::Warning).contains("waagent is not installed"));
@@ -375,7 +378,8 @@ fn without_agents() {
     // Uninstall cloud-init too: nothing provisions the Generalized image.
     v.remove("/usr/bin/cloud-init");
     rm_tree(&v, &format!("{py}/cloudinit"));
-    rm_tree(&v, &format!("{py}/cloud_init-22.4.2.egg-info"));
+    let cloud_init = v.agent_version("cloud-init");
+    rm_tree(&v, &format!("{py}/cloud_init-{cloud_init}.egg-info"));
     dpkg_forget(&mut v, "cloud-init");
     let r = v.check(&Policy::default());
     assert!(message(&r, "AGENT-001", Severity::Error).contains("neither cloud-init nor waagent"));

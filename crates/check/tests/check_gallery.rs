@@ -254,10 +254,12 @@ fn elf32_header() -> Vec<u8> {
     h
 }
 
-/// The kernel of the fixture's grub.cfg switched to an (empty) 4.19 Debian kernel.
+/// The kernel of the fixture's grub.cfg (the one the fixture was built with) switched to an
+/// (empty) 4.19 Debian kernel.
 fn switch_to_old_kernel(v: &mut Variant) {
+    let kernel = v.kernel();
     v.edit("/boot/grub/grub.cfg", |t| {
-        t.replace("6.1.0-56-cloud-amd64", "4.19.0-5-cloud-amd64")
+        t.replace(&kernel, "4.19.0-5-cloud-amd64")
     })
     .write("/boot/vmlinuz-4.19.0-5-cloud-amd64", "not a kernel")
     .mkdir("/usr/lib/modules/4.19.0-5-cloud-amd64");
@@ -268,18 +270,14 @@ fn marketplace_failures_on_a_changed_image() {
     let mut v = Variant::of("gen2-gpt-ext4");
     switch_to_old_kernel(&mut v);
     v.write("/root/.bash_history", "ls -l\n".repeat(400))
-        .edit(
-            "/usr/lib/python3/dist-packages/azurelinuxagent/common/version.py",
-            |t| t.replace("AGENT_VERSION = '2.7.3.0'", "AGENT_VERSION = '2.2.40'"),
-        )
+        .set_agent_version("waagent", "2.2.40")
         .edit("/boot/grub/grub.cfg", |t| {
             t.replace(" console=ttyS0,115200", "")
                 .replace(" rootdelay=300", "")
         })
-        .edit("/var/lib/dpkg/status", |t| {
-            t.replace("Version: 3.0.22-1~deb12u2", "Version: 0.9.7m-1")
-                .replace("Version: 2.36-9+deb12u14", "Version: 2.17-1")
-        })
+        .set_package_version("openssl", "0.9.7m-1")
+        .set_package_version("libssl3", "0.9.7m-1")
+        .set_package_version("libc6", "2.17-1")
         .remove("/usr/bin/python3.11")
         .write(
             "/etc/ssh/sshd_config.d/50-keepalive.conf",
@@ -294,9 +292,7 @@ fn marketplace_failures_on_a_changed_image() {
             "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIB test@example\n",
         )
         .write("/var/lib/waagent/provisioned", "");
-    assert!(v
-        .read("/usr/lib/python3/dist-packages/azurelinuxagent/common/version.py")
-        .contains("2.2.40"));
+    assert!(v.read(WAAGENT_VERSION_PY).contains("2.2.40"));
     let declared = policy(|p| {
         p.marketplace = true;
         p.os_state = Some(OsState::Generalized);

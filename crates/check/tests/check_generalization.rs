@@ -120,7 +120,8 @@ fn captured_waagent_state() {
     assert_fires(&r, "GEN-001", Severity::Info);
     assert_quiet(&r, "GEN-001");
 
-    // 2. The rest of /var/lib/waagent and the agent's logs.
+    // 2. The rest of /var/lib/waagent and the agent's logs (with the fixture's own version).
+    let waagent = v.agent_version("waagent");
     v.write("/var/lib/waagent/ovf-env.xml", OVF_ENV)
         .write("/var/lib/waagent/GoalState.1.xml", "<GoalState/>\n")
         .write("/var/lib/waagent/Incarnation", "1")
@@ -131,7 +132,7 @@ fn captured_waagent_state() {
         .write("/var/lib/waagent/disable_agent", "")
         .write(
             "/var/log/waagent.log",
-            "2025-01-02T10:00:00.000000Z INFO Daemon Azure Linux Agent Version: 2.7.3.0\n",
+            format!("2025-01-02T10:00:00.000000Z INFO Daemon Azure Linux Agent Version: {waagent}\n"),
         )
         .write(
             "/var/log/azure/Microsoft.Azure.Extensions.CustomScript/handler.log",
@@ -164,9 +165,11 @@ fn captured_waagent_state() {
 #[test]
 fn captured_cloud_init_state_and_identity() {
     let mut v = Variant::of("gen2-gpt-ext4");
-    // 1. cloud-init's instance state, seed, logs and network files.
+    // 1. cloud-init's instance state, seed, logs and network files (in the logs, the version
+    // of the fixture's own cloud-init).
+    let ci = v.agent_version("cloud-init");
     let inst = format!("/var/lib/cloud/instances/{VM_ID}");
-    v.write(&format!("{inst}/boot-finished"), "12.34 - Thu, 02 Jan 2025 10:00:00 +0000 - v. 22.4.2\n")
+    v.write(&format!("{inst}/boot-finished"), format!("12.34 - Thu, 02 Jan 2025 10:00:00 +0000 - v. {ci}\n"))
         .write(&format!("{inst}/user-data.txt"), "")
         .symlink("/var/lib/cloud/instance", &inst)
         .write("/var/lib/cloud/data/instance-id", VM_ID)
@@ -174,9 +177,9 @@ fn captured_cloud_init_state_and_identity() {
         .write("/var/lib/cloud/seed/azure/ovf-env.xml", OVF_ENV)
         .write(
             "/var/log/cloud-init.log",
-            "2025-01-02 10:00:00,000 - util.py[DEBUG]: Cloud-init v. 22.4.2 running 'init-local'\n",
+            format!("2025-01-02 10:00:00,000 - util.py[DEBUG]: Cloud-init v. {ci} running 'init-local'\n"),
         )
-        .write("/var/log/cloud-init-output.log", "Cloud-init v. 22.4.2 finished\n")
+        .write("/var/log/cloud-init-output.log", format!("Cloud-init v. {ci} finished\n"))
         .write(
             "/etc/udev/rules.d/70-persistent-net.rules",
             "SUBSYSTEM==\"net\", ACTION==\"add\", ATTR{address}==\"00:0d:3a:12:34:56\", NAME=\"eth0\"\n",

@@ -208,9 +208,7 @@ fn old_kernel_32_bit_init_and_old_cloud_init() {
     .mkdir(&format!("/usr/lib/modules/{old}"))
     // GRUB's i386-pc modules are real 32-bit x86 ELF files: an init of the wrong class
     .symlink("/usr/sbin/init", "/usr/lib/grub/i386-pc/normal.mod")
-    .edit("/usr/lib/python3/dist-packages/cloudinit/version.py", |t| {
-        t.replace("22.4.2", "20.4")
-    })
+    .set_agent_version("cloud-init", "20.4")
     .write("/etc/modprobe.d/cis.conf", "install udf /bin/true\n");
     let r = reports(&v.path, &[Policy::default()]);
     let r = &r[0];

@@ -239,11 +239,54 @@ impl Variant {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
-    /// Rewrites a guest text file with `edit`.
+    /// Rewrites a guest text file with `edit`. An edit that changes nothing fails the test:
+    /// the text it looks for is not in this fixture (a version or path the archive no longer
+    /// has, say), and the variant would silently be the unchanged fixture.
     pub fn edit(&mut self, guest_path: &str, edit: impl FnOnce(&str) -> String) -> &mut Self {
         let text = self.read(guest_path);
         let new = edit(&text);
+        assert!(
+            new != text,
+            "the edit of {guest_path} in a copy of {} changed nothing: what it replaces is not in this fixture",
+            self.manifest["name"]
+        );
         self.write(guest_path, new)
+    }
+
+    /// The kernel release the fixture was built with (`6.1.0-57-cloud-amd64`), as the fixture
+    /// build recorded it: its grub.cfg, /boot and /usr/lib/modules use this name.
+    pub fn kernel(&self) -> String {
+        recorded(&self.manifest, &["kernel_release"])
+    }
+
+    /// The version of an installed package as the guest's package database writes it, as the
+    /// fixture build recorded it (`openssl` → `3.0.22-1~deb12u2`).
+    pub fn package_version(&self, package: &str) -> String {
+        recorded(&self.manifest, &["installed", package])
+    }
+
+    /// An agent's own version as it reports it (`waagent` → `2.7.3.0`, `cloud-init` →
+    /// `22.4.2`), as the fixture build read it from the agent's version.py.
+    pub fn agent_version(&self, agent: &str) -> String {
+        recorded(&self.manifest, &["agents", agent])
+    }
+
+    /// Sets the version of `package` in the guest's dpkg status, whatever it is now.
+    pub fn set_package_version(&mut self, package: &str, version: &str) -> &mut Self {
+        self.edit("/var/lib/dpkg/status", |t| {
+            set_dpkg_version(t, package, version)
+        })
+    }
+
+    /// Makes an agent report `version` (`waagent`'s AGENT_VERSION, cloud-init's __VERSION__),
+    /// whatever it reports now.
+    pub fn set_agent_version(&mut self, agent: &str, version: &str) -> &mut Self {
+        let (path, key) = match agent {
+            "waagent" => (WAAGENT_VERSION_PY, "AGENT_VERSION"),
+            "cloud-init" => (CLOUD_INIT_VERSION_PY, "__VERSION__"),
+            other => panic!("no version file known for agent {other}"),
+        };
+        self.edit(path, |t| set_py_assignment(t, key, version))
     }
 
     fn mkdir_requests(&self, mp: &str, dir: &str) -> Vec<String> {
@@ -296,6 +339,82 @@ impl Variant {
     pub fn check(&self, policy: &Policy) -> Report {
         check_path(&self.path, policy)
     }
+}
+
+/// Where waagent keeps its own version (`AGENT_VERSION = '2.7.3.0'`).
+pub const WAAGENT_VERSION_PY: &str =
+    "/usr/lib/python3/dist-packages/azurelinuxagent/common/version.py";
+/// Where cloud-init keeps its own version (`__VERSION__ = "22.4.2"`).
+pub const CLOUD_INIT_VERSION_PY: &str = "/usr/lib/python3/dist-packages/cloudinit/version.py";
+
+/// A string the fixture build recorded in the manifest at `keys`; fails naming the keys when
+/// it is absent (a cache built before the manifest recorded it: rebuild the fixtures).
+pub fn recorded(manifest: &Value, keys: &[&str]) -> String {
+    let mut v = manifest;
+    for k in keys {
+        v = &v[*k];
+    }
+    v.as_str()
+        .unwrap_or_else(|| {
+            panic!(
+                "manifest of {} has no {}: rebuild the fixtures (fixtures/build-images.sh)",
+                manifest["name"],
+                keys.join(".")
+            )
+        })
+        .to_string()
+}
+
+/// `status` (a dpkg status file) with the `Version:` of `package`'s stanza set to `version`.
+/// Fails when the package has no stanza with a version.
+pub fn set_dpkg_version(status: &str, package: &str, version: &str) -> String {
+    // dpkg writes `Package:` first in each stanza; stanzas are separated by blank lines.
+    let mut in_package = false;
+    let mut found = false;
+    let mut out = String::with_capacity(status.len());
+    for line in status.split_inclusive('\n') {
+        let bare = line.trim_end_matches('\n');
+        if bare.is_empty() {
+            in_package = false;
+        } else if let Some(name) = bare.strip_prefix("Package: ") {
+            in_package = name == package;
+        }
+        if in_package && bare.starts_with("Version: ") {
+            found = true;
+            out.push_str(&format!("Version: {version}"));
+            out.push_str(&line[bare.len()..]);
+        } else {
+            out.push_str(line);
+        }
+    }
+    assert!(found, "dpkg status has no version for package {package}");
+    out
+}
+
+/// Python source `text` with the string assigned to `name` at the start of a line set to
+/// `value` (`AGENT_VERSION = '2.7.3.0'` → `AGENT_VERSION = '2.2.40'`), quotes kept.
+pub fn set_py_assignment(text: &str, name: &str, value: &str) -> String {
+    let mut found = false;
+    let mut out: String = text
+        .lines()
+        .map(|l| {
+            let rest = l.strip_prefix(name).map(str::trim_start);
+            match rest.and_then(|r| r.strip_prefix('=')).map(str::trim_start) {
+                Some(q) if !found && (q.starts_with('\'') || q.starts_with('"')) => {
+                    found = true;
+                    let quote = &q[..1];
+                    format!("{name} = {quote}{value}{quote}")
+                }
+                _ => l.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    if text.ends_with('\n') {
+        out.push('\n');
+    }
+    assert!(found, "no `{name} = '...'` line in the Python source");
+    out
 }
 
 fn parent(p: &str) -> &str {
