@@ -15,13 +15,14 @@ pub mod detect;
 mod error;
 pub mod findings;
 mod image;
+pub mod pipeline;
 mod read_at;
 mod report;
 pub mod vhd;
 pub mod write;
 
 pub use detect::{detect, FooterPlace, Format};
-pub use error::{DiskError, Result};
+pub use error::{reason, DiskError, Result};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport};
