@@ -8,7 +8,8 @@
 //!   header and block table, and the readers.
 //! - [`DiskImage`]: open a file, learn its format and read its virtual disk.
 //! - [`findings`]: the VHD-xxx rules a container can be judged by on its own.
-//! - [`write`]: the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
+//! - [`mod@write`]: the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
+//! - [`pipeline`]: how the threads of a copy or a checksum pass stop when any of them fails.
 #![forbid(unsafe_code)]
 
 pub mod detect;
