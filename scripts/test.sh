@@ -21,7 +21,7 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils
         openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
         e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools
-        unshare:util-linux nsenter:util-linux mount:mount)
+        unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -31,6 +31,8 @@ done
 # the shell keyword.
 [ -f /usr/lib/grub/i386-pc/boot.img ] || missing+=(grub-pc-bin)
 [ -x /usr/bin/time ] || missing+=(time)
+# The FUSE fault injector of tests/writer_faults_fs.rs (tests/faultfs.py) is fusepy over libfuse2.
+compgen -G '/usr/lib/*/libfuse.so.2' >/dev/null || missing+=(libfuse2)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2
@@ -43,6 +45,8 @@ fi
 
 # The tests compare netplan YAML with PyYAML's reading.
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q PyYAML
+# tests/faultfs.py: a FUSE filesystem injecting EIO and ENOSPC (fusepy binds libfuse2).
+python3 -c 'import fuse' 2>/dev/null || python3 -m pip install -q fusepy
 # The SARIF renderer's tests validate against the OASIS schema, URI formats included.
 python3 -c 'import jsonschema, rfc3986_validator' 2>/dev/null ||
   python3 -m pip install -q jsonschema rfc3986-validator

@@ -45,8 +45,10 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             creator_app: args.creator,
             progress: Some(&mut tick),
         },
-    )?;
+    );
+    // Cleared on failure too, so that the error is one line and not the tail of a bar.
     bar.finish_and_clear();
+    let report = report?;
     if !args.quiet {
         eprintln!(
             "{}: {} {} -> fixed VHD {} ({}; {} of data written, the rest left as holes)",

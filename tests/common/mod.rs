@@ -189,3 +189,333 @@ pub fn fixture_raw(name: &str) -> String {
     );
     p.display().to_string()
 }
+
+// ---- Faults: bounded runs, private mounts, loop-mounted filesystems, the FUSE injector ----
+
+/// Runs `cmd` under a watchdog: a run that does not end within `limit` is killed and the test
+/// fails saying it hung, instead of hanging the suite. Output goes through files (a pipe
+/// nobody reads could itself block the child).
+pub fn run_bounded(cmd: &mut Command, limit: std::time::Duration) -> Output {
+    use std::time::Instant;
+    let dir = tempdir();
+    let (out_path, err_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = cmd
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let deadline = Instant::now() + limit;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "{cmd:?} did not end within {limit:?} (hung); stderr: {}",
+                String::from_utf8_lossy(&read(&err_path))
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    };
+    Output {
+        status,
+        stdout: read(&out_path),
+        stderr: read(&err_path),
+    }
+}
+
+/// `vhdprep ARGS` under the watchdog of [`run_bounded`], 60 s: a few seconds of work here.
+pub fn run_watched(args: &[&str]) -> Output {
+    run_bounded(vhdprep().args(args), std::time::Duration::from_secs(60))
+}
+
+/// SHA-256 of a file, by `sha256sum`.
+pub fn sha(path: &Path) -> String {
+    let out = tool("sha256sum", "coreutils", &[path.to_str().unwrap()]);
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string()
+}
+
+/// The hidden temporary files of conversions (`.NAME.*.vhdprep-tmp`) in `dir`.
+pub fn leftovers(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains("vhdprep-tmp"))
+        .collect()
+}
+
+/// Names in `dir`, sorted.
+pub fn names(dir: &Path) -> Vec<String> {
+    let mut v: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    v.sort();
+    v
+}
+
+/// Asserts a failed run: exit 2 and exactly one line on stderr holding every one of `needles`
+/// and not naming the hidden temporary file (the user never asked for it). Returns the line.
+pub fn assert_one_line_error(out: &Output, needles: &[&str]) -> String {
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("vhdprep-tmp"), "{stderr}");
+    for n in needles {
+        assert!(stderr.contains(n), "missing {n:?} in: {stderr}");
+    }
+    stderr
+}
+
+/// Asserts a successful run.
+pub fn assert_ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "{:?}: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A dense source: `mib` MiB of pseudo-random data (no holes, so no copy can be sparse).
+pub fn dense_raw(path: &Path, mib: u64) {
+    let f = File::create(path).unwrap();
+    for i in 0..mib {
+        f.write_all_at(&pattern(i + 1, 1 << 20), i << 20).unwrap();
+    }
+}
+
+/// Fills the filesystem holding `dir` with a file `fill` until not even one more block can
+/// be written: appends until ENOSPC in 1 MiB, 4 KiB, then 512-byte pieces, and again after
+/// closing the file (ext4 and XFS give a file's preallocated blocks back when it is closed),
+/// until a round writes nothing. (As root this includes ext4's blocks reserved for root.)
+pub fn fill_up(dir: &Path) {
+    let path = dir.join("fill");
+    for _ in 0..20 {
+        let mut f = File::options()
+            .create(true)
+            .append(true)
+            .open(&path)
+            .unwrap();
+        let mut wrote = false;
+        for size in [1 << 20, 4096, 512] {
+            let chunk = vec![0xa5u8; size];
+            loop {
+                match f.write(&chunk) {
+                    Ok(n) if n > 0 => wrote = true,
+                    Ok(_) => break,
+                    Err(e) if e.raw_os_error() == Some(28) => break,
+                    Err(e) => panic!("filling {}: {e}", dir.display()),
+                }
+            }
+        }
+        match f.sync_all() {
+            Ok(()) => {}
+            Err(e) if e.raw_os_error() == Some(28) => {}
+            Err(e) => panic!("filling {}: {e}", dir.display()),
+        }
+        if !wrote {
+            return;
+        }
+    }
+    panic!("{} does not fill up", dir.display());
+}
+
+/// Bytes free for an unprivileged user on the filesystem holding `path` (`stat -f`).
+pub fn free_bytes(path: &Path) -> u64 {
+    let out = tool(
+        "stat",
+        "coreutils",
+        &["-f", "--format=%a %S", path.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    it.next().unwrap() * it.next().unwrap()
+}
+
+/// A private mount namespace held open by a `sleep` in it: filesystems mounted there are seen
+/// by nothing else on the machine, and the tests reach them through `/proc/PID/root/...`.
+/// Dropping it kills the holder, which unmounts everything it held (loop devices mounted with
+/// `-o loop` are then detached by the kernel), also when a test panics. Needs root (CI runs as
+/// root) and util-linux's `unshare` and `nsenter`: without them the test fails saying why.
+pub struct Namespace {
+    holder: std::process::Child,
+}
+
+impl Namespace {
+    /// A new namespace.
+    pub fn new() -> Namespace {
+        use std::process::Stdio;
+        let mut holder = Command::new("unshare")
+            .args(["--mount", "--propagation", "private", "sh", "-c"])
+            .arg("echo ready; exec sleep 600")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!("cannot run `unshare` ({e}); install Debian package util-linux")
+            });
+        let mut line = String::new();
+        use std::io::BufRead;
+        std::io::BufReader::new(holder.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        if line.trim() != "ready" {
+            let out = holder.wait_with_output().unwrap();
+            panic!(
+                "cannot make a private mount namespace for the filesystem tests (they need root): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Namespace { holder }
+    }
+
+    /// The holder's process id.
+    pub fn pid(&self) -> u32 {
+        self.holder.id()
+    }
+
+    /// Runs `script` with `sh` inside the namespace; panics if it fails; returns its stdout.
+    pub fn sh(&self, script: &str) -> String {
+        let pid = self.pid().to_string();
+        let out = tool(
+            "nsenter",
+            "util-linux",
+            &["-t", &pid, "-m", "sh", "-c", script],
+        );
+        assert!(
+            out.status.success(),
+            "in the namespace, `{script}` failed: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Mounts a tmpfs with `options` on `dir` (created here) and returns the path through
+    /// which this process sees it.
+    pub fn tmpfs(&self, dir: &Path, options: &str) -> PathBuf {
+        std::fs::create_dir(dir).unwrap();
+        self.sh(&format!(
+            "mount -t tmpfs -o {options} vhdprep-test {}",
+            dir.display()
+        ));
+        self.path(dir)
+    }
+
+    /// Makes a `fstype` filesystem (`ext4` or `xfs`, by its mkfs) of `mib` MiB in the sparse
+    /// file `image`, mounts it through a loop device on `dir` (created here) and returns the
+    /// path through which this process sees it.
+    pub fn loop_fs(&self, fstype: &str, mib: u64, image: &Path, dir: &Path) -> PathBuf {
+        File::create(image).unwrap().set_len(mib << 20).unwrap();
+        let (mkfs, package) = match fstype {
+            "ext4" => ("mkfs.ext4", "e2fsprogs"),
+            "xfs" => ("mkfs.xfs", "xfsprogs"),
+            other => panic!("no mkfs for {other}"),
+        };
+        let out = tool(mkfs, package, &["-q", image.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{mkfs} failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::create_dir(dir).unwrap();
+        self.sh(&format!(
+            "mount -t {fstype} -o loop {} {}",
+            image.display(),
+            dir.display()
+        ));
+        self.path(dir)
+    }
+
+    /// `dir` as seen inside the namespace.
+    pub fn path(&self, dir: &Path) -> PathBuf {
+        let inside = PathBuf::from(format!("/proc/{}/root", self.pid()));
+        inside.join(dir.strip_prefix("/").unwrap())
+    }
+}
+
+impl Drop for Namespace {
+    fn drop(&mut self) {
+        let _ = self.holder.kill();
+        let _ = self.holder.wait();
+    }
+}
+
+/// `tests/faultfs.py` serving `backing` on a mount point inside a [`Namespace`]: a FUSE
+/// filesystem that passes everything through except the faults it was given (EIO on a read
+/// or a write reaching an offset, ENOSPC on fsync). Dropping it unmounts and stops the server.
+pub struct FaultFs<'a> {
+    ns: &'a Namespace,
+    dir: PathBuf,
+    server: std::process::Child,
+    log: PathBuf,
+}
+
+impl<'a> FaultFs<'a> {
+    /// Mounts `backing` on `dir` (created here) with the `faults` arguments of faultfs.py
+    /// (e.g. `["--read-eio", "src.raw:52428800"]`). Needs Debian's `libfuse2` and the
+    /// `fusepy` Python package (scripts/test.sh installs both).
+    pub fn mount(ns: &'a Namespace, backing: &Path, dir: &Path, faults: &[&str]) -> Self {
+        std::fs::create_dir(dir).unwrap();
+        let log = dir.with_extension("log");
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/faultfs.py");
+        let server = Command::new("nsenter")
+            .args(["-t", &ns.pid().to_string(), "-m", "python3", script])
+            .arg(backing)
+            .arg(dir)
+            .args(faults)
+            .stdout(File::create(&log).unwrap())
+            .stderr(File::options().append(true).open(&log).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot run nsenter ({e}); install util-linux"));
+        let fs = FaultFs {
+            ns,
+            dir: dir.to_owned(),
+            server,
+            log,
+        };
+        let mountinfo = format!("/proc/{}/mountinfo", ns.pid());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while !std::fs::read_to_string(&mountinfo)
+            .unwrap()
+            .contains(&format!(" {} ", dir.display()))
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "the FUSE test filesystem did not mount (install Debian package libfuse2 and pip package fusepy; scripts/test.sh does): {}",
+                fs.log()
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        fs
+    }
+
+    /// The mount point as seen by this process.
+    pub fn path(&self) -> PathBuf {
+        self.ns.path(&self.dir)
+    }
+
+    /// What the server logged (one `faultfs: ...` line per fault served).
+    pub fn log(&self) -> String {
+        String::from_utf8_lossy(&read(&self.log)).into_owned()
+    }
+}
+
+impl Drop for FaultFs<'_> {
+    fn drop(&mut self) {
+        let pid = self.ns.pid().to_string();
+        let dir = self.dir.display().to_string();
+        let _ = Command::new("nsenter")
+            .args(["-t", &pid, "-m", "umount", "-l", &dir])
+            .output();
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}

@@ -14,6 +14,14 @@
 //! The producer (the calling thread) blocks when all pool buffers are in use or a hashing
 //! thread's queue is full, so memory stays bounded ([`MEMORY_BOUND`]) whatever the input size.
 //!
+//! The stages follow the rules of [`vhdprep_disk::pipeline`]: the producer owns the senders
+//! of the hashing threads' queues, so when it stops (a read error, an observer that cannot go
+//! on, the end of the input) the threads drain what is queued, without hashing it if the pass
+//! failed, and end; a hashing thread that panics is recorded as the pass's failure and stops
+//! the producer at its next chunk; buffers go back to the pool when the last holder drops
+//! them, so the producer never waits for one that nobody will return. The first failure is
+//! the one reported.
+//!
 //! Reading is `pread` through [`ReadAt`], not `mmap`. Measured here (`benches/checksum.rs`,
 //! CRC32 + zero scan on two threads over 4 GiB in the page cache): `pread` into page-aligned
 //! buffers 13.7 GB/s, `mmap` 16.9 GB/s. The 23 % exists only for a pass without MD5 or
@@ -32,10 +40,11 @@ use crate::zero_map::{self, RunSink, PAGE, PUT_PAGE_MAX};
 use crate::{crc, Digests, Observer, Options};
 use rayon::prelude::*;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::{self, RecvTimeoutError, SyncSender};
 use std::sync::Arc;
 use std::time::Duration;
+use vhdprep_disk::pipeline::Failure;
 use vhdprep_disk::ReadAt;
 
 /// Bytes per read buffer; a multiple of [`PUT_PAGE_MAX`], so that every non-zero piece lies
@@ -85,7 +94,7 @@ pub fn run(
         })?;
     let workers = &workers;
     let zeros = vec![0u8; ZEROS];
-    let cancel = AtomicBool::new(false);
+    let failure = Failure::new();
     let mut seq: Vec<SeqHash> = Vec::new();
     if opts.md5 {
         seq.push(SeqHash::Md5(Box::default()));
@@ -96,34 +105,54 @@ pub fn run(
     if opts.blake3 {
         seq.push(SeqHash::Blake3(Box::default()));
     }
-    std::thread::scope(|scope| {
+    let (produced, values) = std::thread::scope(|scope| {
         let (finished_tx, finished_rx) = mpsc::channel::<()>();
         let mut lanes = Vec::new();
         let mut handles = Vec::new();
         for hash in seq {
             let (tx, rx) = mpsc::sync_channel(QUEUE);
             let done = Arc::new(AtomicU64::new(0));
-            let (d, c, z, f) = (done.clone(), &cancel, &zeros[..], finished_tx.clone());
-            let handle = std::thread::Builder::new()
+            let (d, f, z, fin) = (done.clone(), &failure, &zeros[..], finished_tx.clone());
+            let spawned = std::thread::Builder::new()
                 .name("vhdprep-hash".into())
                 .spawn_scoped(scope, move || {
-                    let v = sequential::run(hash, rx, &d, c, z, workers);
-                    let _ = f.send(());
+                    let v = f.stage(
+                        || Ok(sequential::run(hash, rx, &d, f, z, workers)),
+                        |what| ChecksumError::Internal {
+                            path: name.to_owned(),
+                            what: format!("a hashing thread panicked: {what}"),
+                        },
+                    );
+                    let _ = fin.send(());
                     v
-                })
-                .map_err(|source| ChecksumError::Thread {
-                    path: name.to_owned(),
-                    source,
-                })?;
-            handles.push(handle);
+                });
+            match spawned {
+                Ok(h) => handles.push(h),
+                Err(source) => {
+                    // The threads already started end when `lanes` is dropped below.
+                    failure.fail(ChecksumError::Thread {
+                        path: name.to_owned(),
+                        source,
+                    });
+                    break;
+                }
+            }
             lanes.push(Lane { tx, done });
         }
         drop(finished_tx);
         let counters: Vec<Arc<AtomicU64>> = lanes.iter().map(|l| l.done.clone()).collect();
-        let produced = produce(reader, name, opts, observer, lanes, workers);
-        if produced.is_err() {
-            cancel.store(true, Ordering::Relaxed);
-        }
+        let produced = if failure.stopped() {
+            None
+        } else {
+            // `produce` owns the lanes: they close when it returns, however it returns.
+            match produce(reader, name, opts, observer, lanes, workers, &failure) {
+                Ok(d) => Some(d),
+                Err(e) => {
+                    failure.fail(e);
+                    None
+                }
+            }
+        };
         // The lanes are closed; report progress until every hashing thread is done.
         let mut running = handles.len();
         while running > 0 {
@@ -132,29 +161,30 @@ pub fn run(
                 Err(RecvTimeoutError::Timeout) => {}
                 Err(RecvTimeoutError::Disconnected) => break,
             }
-            if produced.is_ok() {
+            if !failure.stopped() {
                 let done = counters.iter().map(|c| c.load(Ordering::Relaxed)).min();
                 observer.progress(done.unwrap_or(total), total);
             }
         }
-        let mut values = Vec::new();
-        for h in handles {
-            values.push(h.join().map_err(|_| ChecksumError::Internal {
-                path: name.to_owned(),
-                what: "a hashing thread panicked".into(),
-            })?);
+        // Each thread's panic was caught by its stage: a join cannot fail.
+        let values: Vec<Option<SeqValue>> =
+            handles.into_iter().filter_map(|h| h.join().ok()).collect();
+        (produced, values)
+    });
+    failure.into_result()?;
+    let mut digests = produced.ok_or_else(|| ChecksumError::Internal {
+        path: name.to_owned(),
+        what: "the pass ended without values and without an error".into(),
+    })?;
+    for v in values.into_iter().flatten() {
+        match v {
+            SeqValue::Md5(d) => digests.md5 = Some(d),
+            SeqValue::Sha256(d) => digests.sha256 = Some(d),
+            SeqValue::Blake3(d) => digests.blake3 = Some(d),
         }
-        let mut digests = produced?;
-        for v in values {
-            match v {
-                SeqValue::Md5(d) => digests.md5 = Some(d),
-                SeqValue::Sha256(d) => digests.sha256 = Some(d),
-                SeqValue::Blake3(d) => digests.blake3 = Some(d),
-            }
-        }
-        observer.progress(total, total);
-        Ok(digests)
-    })
+    }
+    observer.progress(total, total);
+    Ok(digests)
 }
 
 /// The producer: walks the extents, reads and scans the data, feeds every lane.
@@ -165,6 +195,7 @@ fn produce(
     observer: &mut dyn Observer,
     lanes: Vec<Lane>,
     workers: &rayon::ThreadPool,
+    failure: &Failure<ChecksumError>,
 ) -> Result<Digests, ChecksumError> {
     let total = reader.len();
     let scan = opts.zero_map || opts.range_md5;
@@ -179,6 +210,20 @@ fn produce(
     let lost = || ChecksumError::Internal {
         path: name.to_owned(),
         what: "a hashing thread stopped early".into(),
+    };
+    // Before each piece of work: another stage failed (its error is the one reported), or the
+    // observer cannot go on.
+    let go_on = |observer: &mut dyn Observer| -> Result<(), ChecksumError> {
+        if failure.stopped() {
+            return Err(lost());
+        }
+        match observer.failure() {
+            Some(what) => Err(ChecksumError::Observer {
+                path: name.to_owned(),
+                what,
+            }),
+            None => Ok(()),
+        }
     };
     let progress = |pos: u64| {
         lanes
@@ -208,6 +253,7 @@ fn produce(
                 }
                 let mut left = if lanes.is_empty() { 0 } else { len };
                 while left > 0 {
+                    go_on(sink.observer())?;
                     let step = left.min(HOLE_STEP);
                     for lane in &lanes {
                         lane.tx.send(Msg::Zeros(step)).map_err(|_| lost())?;
@@ -221,6 +267,7 @@ fn produce(
             Extent::Data(d) => {
                 let mut at = d.start;
                 while at < d.end {
+                    go_on(sink.observer())?;
                     let end = ((at / CHUNK as u64 + 1) * CHUNK as u64).min(d.end);
                     let n = (end - at) as usize;
                     let mut buf = pool.get(n);
@@ -266,6 +313,7 @@ fn produce(
             }
         }
     }
+    go_on(sink.observer())?;
     drop(lanes);
     drop(md5_tx);
     // Every task holds a sender: this returns when the last task is done.

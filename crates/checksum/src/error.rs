@@ -16,7 +16,7 @@ pub enum ChecksumError {
     #[error("{0}")]
     Disk(Arc<DiskError>),
     /// A read failed.
-    #[error("{}: cannot read at offset {offset}: {source}{}", path.display(), shrink_hint(source))]
+    #[error("{}: cannot read at offset {offset}: {}{}", path.display(), vhdprep_disk::reason(source), shrink_hint(source))]
     Read {
         /// The file.
         path: PathBuf,
@@ -58,6 +58,14 @@ pub enum ChecksumError {
         /// The OS error.
         #[source]
         source: io::Error,
+    },
+    /// The observer of the pass could not go on (see [`crate::Observer::failure`]).
+    #[error("{}: the pass stopped: {what}", path.display())]
+    Observer {
+        /// The file being hashed.
+        path: PathBuf,
+        /// What failed.
+        what: String,
     },
     /// A bug in vhdprep: reported, never a panic.
     #[error("{}: internal error: {what}", path.display())]

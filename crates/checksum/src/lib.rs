@@ -156,6 +156,13 @@ pub trait Observer {
     fn progress(&mut self, done: u64, total: u64) {
         let _ = (done, total);
     }
+
+    /// Why the observer cannot go on, once its own work has failed (an uploader whose
+    /// connection broke, a spill file on a full disk). Asked before every buffer: `Some` ends
+    /// the pass with [`ChecksumError::Observer`] instead of reading the rest of the input.
+    fn failure(&mut self) -> Option<String> {
+        None
+    }
 }
 
 /// Observes nothing.

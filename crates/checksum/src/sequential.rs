@@ -8,10 +8,12 @@
 
 use crate::md5::Md5;
 use crate::pool::Buf;
+use crate::ChecksumError;
 use sha2::{Digest, Sha256};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc::Receiver;
 use std::sync::Arc;
+use vhdprep_disk::pipeline::Failure;
 
 /// What a hashing thread receives, in input order.
 #[derive(Debug, Clone)]
@@ -65,17 +67,19 @@ impl SeqHash {
 }
 
 /// The loop of one hashing thread: hashes every message until the channel closes, counting
-/// the bytes done in `done`. Stops hashing (but keeps draining) once `cancel` is set.
+/// the bytes done in `done`. Once the pass has failed it stops hashing but keeps draining, so
+/// the buffers go back to the pool and the producer, if it still sends, is never left
+/// waiting.
 pub(crate) fn run(
     mut hash: SeqHash,
     rx: Receiver<Msg>,
     done: &AtomicU64,
-    cancel: &AtomicBool,
+    failure: &Failure<ChecksumError>,
     zeros: &[u8],
     workers: &rayon::ThreadPool,
 ) -> SeqValue {
     for msg in rx {
-        if cancel.load(Ordering::Relaxed) {
+        if failure.stopped() {
             continue;
         }
         match msg {
@@ -84,7 +88,7 @@ pub(crate) fn run(
                 done.fetch_add(buf.len() as u64, Ordering::Relaxed);
             }
             Msg::Zeros(mut n) => {
-                while n > 0 && !cancel.load(Ordering::Relaxed) {
+                while n > 0 && !failure.stopped() {
                     let k = usize::try_from(n).unwrap_or(usize::MAX).min(zeros.len());
                     if k == 0 {
                         break;

@@ -143,6 +143,16 @@ impl Observer for RangeSpill<'_> {
     fn progress(&mut self, done: u64, total: u64) {
         self.inner.progress(done, total);
     }
+    fn failure(&mut self) -> Option<String> {
+        if let Some(e) = &self.error {
+            return Some(format!(
+                "cannot keep the list of ranges in a temporary file in {}: {}",
+                std::env::temp_dir().display(),
+                vhdprep_disk::reason(e)
+            ));
+        }
+        self.inner.failure()
+    }
 }
 
 /// Compares `ranges` entries, as they come, with a manifest's; remembers the first that
@@ -243,5 +253,8 @@ impl Observer for CheckObserver<'_, '_> {
     }
     fn progress(&mut self, done: u64, total: u64) {
         self.inner.progress(done, total);
+    }
+    fn failure(&mut self) -> Option<String> {
+        self.inner.failure()
     }
 }

@@ -174,3 +174,111 @@ fn a_file_that_grows_or_is_rewritten_during_the_pass_is_an_error() {
     std::fs::write(&path, &data).unwrap();
     checksum_path(&path, Scope::Blob, &Options::all(), &mut ()).unwrap();
 }
+
+/// Runs `f` on a thread and waits at most 60 s: a pass that hangs fails the test instead of
+/// hanging the suite.
+fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(f());
+    });
+    rx.recv_timeout(std::time::Duration::from_secs(60))
+        .expect("the pass did not end: a stage waits on one that has stopped")
+}
+
+/// Every buffer of the pool together.
+const POOL_BYTES: u64 = (vhdprep_checksum::POOL_BUFFERS * vhdprep_checksum::CHUNK) as u64;
+
+/// Non-zero data whose reads fail with EIO from `bad` on; counts the bytes asked for.
+struct Eio {
+    len: u64,
+    bad: u64,
+    asked: std::sync::atomic::AtomicU64,
+}
+
+impl ReadAt for Eio {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.asked
+            .fetch_add(buf.len() as u64, std::sync::atomic::Ordering::SeqCst);
+        if offset + buf.len() as u64 > self.bad {
+            return Err(io::Error::from_raw_os_error(5));
+        }
+        let n = buf.len().min(self.len.saturating_sub(offset) as usize);
+        buf[..n].fill(0x33);
+        Ok(n)
+    }
+    fn len(&self) -> u64 {
+        self.len
+    }
+}
+
+#[test]
+fn a_read_error_past_the_buffer_pool_ends_the_pass_with_the_first_error() {
+    for opts in [Options::all(), Options::default()] {
+        let bad = 2 * POOL_BYTES + 3 * 4096;
+        let (e, asked) = within_a_minute(move || {
+            let r = Eio {
+                len: 4 * POOL_BYTES,
+                bad,
+                asked: Default::default(),
+            };
+            let e = checksum(&r, Path::new("disk.raw"), &opts, &mut ()).unwrap_err();
+            (e, r.asked.into_inner())
+        });
+        let text = e.to_string();
+        assert!(matches!(e, ChecksumError::Read { .. }), "{text}");
+        // The failing 256 KiB piece, named with its offset and the system's reason.
+        let piece = bad / vhdprep_checksum::PIECE as u64 * vhdprep_checksum::PIECE as u64;
+        assert!(
+            text.starts_with(&format!("disk.raw: cannot read at offset {piece}: ")),
+            "{text}"
+        );
+        assert!(text.contains("Input/output error"), "{text}");
+        // Reading stopped at the failing buffer.
+        assert!(
+            asked <= bad + vhdprep_checksum::CHUNK as u64,
+            "{asked} bytes asked for"
+        );
+    }
+}
+
+/// An observer whose own work fails after `after` bytes.
+struct Breaks {
+    after: u64,
+    seen: u64,
+}
+
+impl vhdprep_checksum::Observer for Breaks {
+    fn range(&mut self, range: Range<u64>, _: bool) {
+        self.seen = self.seen.max(range.end);
+    }
+    fn failure(&mut self) -> Option<String> {
+        (self.seen >= self.after).then(|| "the upload connection broke".to_string())
+    }
+}
+
+#[test]
+fn an_observer_that_cannot_go_on_ends_the_pass() {
+    let (e, asked) = within_a_minute(|| {
+        let r = Eio {
+            len: 4 * POOL_BYTES,
+            bad: u64::MAX,
+            asked: Default::default(),
+        };
+        let mut obs = Breaks {
+            after: POOL_BYTES + 1,
+            seen: 0,
+        };
+        let e = checksum(&r, Path::new("disk.raw"), &Options::all(), &mut obs).unwrap_err();
+        (e, r.asked.into_inner())
+    });
+    assert!(matches!(e, ChecksumError::Observer { .. }), "{e}");
+    assert_eq!(
+        e.to_string(),
+        "disk.raw: the pass stopped: the upload connection broke"
+    );
+    assert!(
+        asked <= POOL_BYTES + 2 * vhdprep_checksum::CHUNK as u64,
+        "{asked} bytes read after the observer failed"
+    );
+}

@@ -7,12 +7,26 @@ use std::path::PathBuf;
 #[derive(Debug, thiserror::Error)]
 pub enum DiskError {
     /// An operating-system error, with the operation that failed.
-    #[error("{}: {op}: {source}", path.display())]
+    #[error("{}: {op}: {}", path.display(), reason(source))]
     Io {
         /// The file.
         path: PathBuf,
         /// What was being done (`open`, `read footer`, `write footer` ...).
         op: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// An operating-system error at a known offset of the virtual disk (a read of the
+    /// source or a write of the destination during a copy).
+    #[error("{}: {op} (disk offset {offset}): {}", path.display(), reason(source))]
+    IoAt {
+        /// The file.
+        path: PathBuf,
+        /// What was being done.
+        op: &'static str,
+        /// Offset in the virtual disk.
+        offset: u64,
         /// The OS error.
         #[source]
         source: io::Error,
@@ -88,6 +102,30 @@ impl DiskError {
             source,
         }
     }
+}
+
+/// The operating system's error in words a user can act on: a full disk, a file-size limit
+/// and a failing device are said plainly, followed by the system's own text and code (which
+/// scripts may look for); other errors are the system's text alone.
+pub fn reason(e: &io::Error) -> String {
+    use rustix::io::Errno;
+    let Some(code) = e.raw_os_error() else {
+        return e.to_string();
+    };
+    let plain = match Errno::from_raw_os_error(code) {
+        Errno::NOSPC => "the disk holding it is full",
+        Errno::DQUOT => "the disk holding it is full for this user (disk quota exceeded)",
+        Errno::FBIG => {
+            "it would grow past the largest file allowed here (the process's file-size limit, `ulimit -f`, or the filesystem's maximum file size)"
+        }
+        Errno::IO => "the device holding it reported an I/O error",
+        _ => return e.to_string(),
+    };
+    let text = e.to_string();
+    let system = text
+        .strip_suffix(&format!(" (os error {code})"))
+        .unwrap_or(&text);
+    format!("{plain} ({system}, os error {code})")
 }
 
 /// Result alias of the disk layer.

@@ -8,20 +8,22 @@
 //!   header and block table, and the readers.
 //! - [`DiskImage`]: open a file, learn its format and read its virtual disk.
 //! - [`findings`]: the VHD-xxx rules a container can be judged by on its own.
-//! - [`write`]: the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
+//! - [`mod@write`]: the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
+//! - [`pipeline`]: how the threads of a copy or a checksum pass stop when any of them fails.
 #![forbid(unsafe_code)]
 
 pub mod detect;
 mod error;
 pub mod findings;
 mod image;
+pub mod pipeline;
 mod read_at;
 mod report;
 pub mod vhd;
 pub mod write;
 
 pub use detect::{detect, FooterPlace, Format};
-pub use error::{DiskError, Result};
+pub use error::{reason, DiskError, Result};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport};

@@ -79,31 +79,31 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
     let watch = SourceWatch::start(src)?;
     let virtual_size = round_up_to_mib(source_size);
     let tmp = temp_file_next_to(dst)?;
-    let write_err = |op: &'static str| move |e| DiskError::io(dst, op, e);
-    let file = tmp.as_file();
-    file.set_len(virtual_size + FOOTER_SIZE as u64)
-        .map_err(write_err("cannot size the converted disk"))?;
-    fault::step("sized output");
     let mut noop = |_: u64, _: u64| {};
     let progress: &mut dyn FnMut(u64, u64) = match opts.progress.as_mut() {
         Some(p) => *p,
         None => &mut noop,
     };
-    let stats = copy_data(disk.as_ref(), file, progress, &watch, dst)?;
-    let mut footer = Footer::new_fixed(virtual_size);
-    footer.creator_app = opts.creator_app;
-    file.write_all_at(&footer.to_bytes(), virtual_size)
-        .map_err(write_err("cannot write the footer of the converted disk"))?;
-    file.sync_all()
-        .map_err(write_err("cannot flush the converted disk"))?;
-    fault::step("footer written and flushed");
-    // The copy is only the source's content if nothing changed the source meanwhile.
-    watch.check()?;
+    let built = build(
+        disk.as_ref(),
+        tmp.as_file(),
+        virtual_size,
+        opts.creator_app,
+        progress,
+        &watch,
+        dst,
+    );
+    let (stats, footer) = match built {
+        Ok(done) => done,
+        Err(e) => return Err(remove_temp(tmp, e)),
+    };
     let persisted = if opts.force {
         tmp.persist(dst).map_err(|e| e.error)
     } else {
         tmp.persist_noclobber(dst).map_err(|e| e.error)
     };
+    // (A failed persist hands the temporary file back inside the error; dropping it here
+    // removes it.)
     persisted.map_err(|e| {
         DiskError::io(
             dst,
@@ -122,6 +122,50 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
     })
 }
 
+/// Writes the whole converted disk into the temporary file `out`: sized, data copied, footer
+/// written, flushed; then checks that the source did not change meanwhile.
+fn build(
+    disk: &dyn crate::read_at::ReadAt,
+    out: &std::fs::File,
+    virtual_size: u64,
+    creator_app: [u8; 4],
+    progress: &mut dyn FnMut(u64, u64),
+    watch: &SourceWatch<'_>,
+    dst: &Path,
+) -> Result<(CopyStats, Footer)> {
+    let write_err = |op: &'static str| move |e| DiskError::io(dst, op, e);
+    out.set_len(virtual_size + FOOTER_SIZE as u64)
+        .map_err(write_err("cannot size the converted disk"))?;
+    fault::step("sized output");
+    let stats = copy_data(disk, out, progress, watch, dst)?;
+    let mut footer = Footer::new_fixed(virtual_size);
+    footer.creator_app = creator_app;
+    out.write_all_at(&footer.to_bytes(), virtual_size)
+        .map_err(write_err("cannot write the footer of the converted disk"))?;
+    out.sync_all()
+        .map_err(write_err("cannot flush the converted disk"))?;
+    fault::step("footer written and flushed");
+    // The copy is only the source's content if nothing changed the source meanwhile.
+    watch.check()?;
+    Ok((stats, footer))
+}
+
+/// Removes the temporary file after `error`, giving its space back, and returns `error`; if
+/// the file cannot be removed, the error says so and names it (the user must delete it).
+fn remove_temp(tmp: tempfile::NamedTempFile, error: DiskError) -> DiskError {
+    let name = tmp.path().to_owned();
+    match tmp.close() {
+        Ok(()) => error,
+        Err(e) => DiskError::Refused {
+            path: name,
+            why: format!(
+                "could not be removed after the conversion failed ({}); delete it by hand. The failure: {error}",
+                crate::error::reason(&e)
+            ),
+        },
+    }
+}
+
 /// The copy of the source's disk into the output, with errors naming the side at fault: a
 /// failed write names the destination, a failed read the source (and says so when the source
 /// shrank, since that is why reads end early).
@@ -134,20 +178,25 @@ fn copy_data(
 ) -> Result<CopyStats> {
     match copy_sparse(disk, out, progress) {
         Ok(stats) => Ok(stats),
-        Err(CopyError::Write { source, .. }) => Err(DiskError::io(
-            dst,
-            "cannot write the converted disk",
+        Err(CopyError::Write { offset, source }) => Err(DiskError::IoAt {
+            path: dst.to_owned(),
+            op: "cannot write the converted disk",
+            offset,
             source,
-        )),
+        }),
         Err(CopyError::Read { offset, source }) => {
             watch.check()?;
-            let why = format!("{source} (disk offset {offset})");
-            Err(DiskError::io(
-                watch.image.path(),
-                "cannot read",
-                std::io::Error::new(source.kind(), why),
-            ))
+            Err(DiskError::IoAt {
+                path: watch.image.path().to_owned(),
+                op: "cannot read",
+                offset,
+                source,
+            })
         }
+        Err(CopyError::Panicked { what }) => Err(DiskError::Corrupt {
+            path: watch.image.path().to_owned(),
+            what: format!("internal error: the reader thread of the copy panicked: {what}"),
+        }),
     }
 }
 
@@ -177,8 +226,20 @@ fn temp_file_next_to(dst: &Path) -> Result<tempfile::NamedTempFile> {
 
 /// The operating system's error without the random name tempfile appends to its text
 /// (` at path "..."`: a file that never existed, which would only confuse the message).
+/// tempfile's wrapper hides the error code (which is what says "disk full"), but keeps its
+/// text, `... (os error N)`: the code is taken back from there.
 fn os_error_only(e: std::io::Error) -> std::io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
     let text = e.to_string();
+    let code = text.rfind("(os error ").and_then(|at| {
+        let digits = &text[at + "(os error ".len()..];
+        digits[..digits.find(')')?].parse::<i32>().ok()
+    });
+    if let Some(code) = code {
+        return std::io::Error::from_raw_os_error(code);
+    }
     match text.find(" at path \"") {
         Some(cut) => std::io::Error::new(e.kind(), &text[..cut]),
         None => e,

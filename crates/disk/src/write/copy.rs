@@ -3,14 +3,18 @@
 //!
 //! Reading and writing overlap: a reader thread fills buffers from a small fixed pool and a
 //! writer (the calling thread) drains them, so memory stays at `POOL * CHUNK` whatever the
-//! disk size.
+//! disk size. The two stages follow the rules of [`crate::pipeline`]: the writer owns both
+//! channel ends the reader can wait on (the queue of full buffers and the return of empty
+//! ones), so a writer that stops, on a full disk or any other error, wakes a reader waiting
+//! for a buffer; and the first failure of either side stops the other and is the one reported.
 
 use super::fault;
+use crate::pipeline::Failure;
 use crate::read_at::ReadAt;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
-use std::sync::mpsc;
+use std::sync::mpsc::{self, Receiver, Sender, SyncSender};
 
 /// Bytes per read and write.
 pub const CHUNK: usize = 4 << 20;
@@ -36,6 +40,11 @@ pub enum CopyError {
         offset: u64,
         /// The OS error.
         source: io::Error,
+    },
+    /// The reader thread panicked (a bug in a disk reader): reported, never a hang.
+    Panicked {
+        /// The panic's message.
+        what: String,
     },
 }
 
@@ -87,68 +96,109 @@ pub fn nonzero_runs(buf: &[u8], granule: usize) -> Vec<std::ops::Range<usize>> {
     runs
 }
 
+/// A buffer of the copy: its disk offset and the bytes read there.
+type Chunk = (u64, Vec<u8>);
+
 /// Copies `src` into `dst` at the same offsets, `[0, src.len())`. `dst` must already be at
 /// least that long (holes); zero chunks are skipped. `progress(done, total)` is called after
-/// each chunk. A failure says which side failed and where.
+/// each chunk. A failure says which side failed and where; whichever side fails first, the
+/// other stops and the copy returns (it never waits on a stage that has ended).
 pub fn copy_sparse(
     src: &dyn ReadAt,
     dst: &File,
     progress: &mut dyn FnMut(u64, u64),
 ) -> Result<CopyStats, CopyError> {
     let total = src.len();
-    let (full_tx, full_rx) = mpsc::sync_channel::<Result<(u64, Vec<u8>), CopyError>>(POOL);
+    let failure = Failure::new();
+    let (full_tx, full_rx) = mpsc::sync_channel::<Chunk>(POOL);
     let (empty_tx, empty_rx) = mpsc::channel::<Vec<u8>>();
     for _ in 0..POOL {
-        empty_tx.send(vec![0u8; CHUNK]).expect("receiver alive");
+        // The receiver is alive: it is right here.
+        let _ = empty_tx.send(vec![0u8; CHUNK]);
     }
     let mut stats = CopyStats::default();
-    std::thread::scope(|scope| -> Result<(), CopyError> {
+    std::thread::scope(|scope| {
+        let failure = &failure;
         scope.spawn(move || {
-            let mut offset = 0u64;
-            let result = (|| -> Result<(), CopyError> {
-                while let Some(range) = src.next_data(offset).map_err(CopyError::read(offset))? {
-                    let mut at = range.start;
-                    while at < range.end {
-                        let Ok(mut buf) = empty_rx.recv() else {
-                            return Ok(()); // writer stopped
-                        };
-                        // Keep chunks aligned to CHUNK so holes line up with whole chunks.
-                        let next_boundary = (at / CHUNK as u64 + 1) * CHUNK as u64;
-                        let end = next_boundary.min(range.end);
-                        let n = (end - at) as usize;
-                        buf.resize(n, 0);
-                        src.read_exact_at(&mut buf, at)
-                            .map_err(CopyError::read(at))?;
-                        if full_tx.send(Ok((at, buf))).is_err() {
-                            return Ok(());
-                        }
-                        at = end;
-                    }
-                    offset = range.end;
-                }
-                Ok(())
-            })();
-            if let Err(e) = result {
-                let _ = full_tx.send(Err(e));
-            }
+            failure.stage(
+                || read_stage(src, failure, empty_rx, full_tx),
+                |what| CopyError::Panicked { what },
+            )
         });
-        for item in full_rx {
-            let (at, buf) = item?;
-            stats.bytes_read += buf.len() as u64;
-            for run in nonzero_runs(&buf, SPARSE_GRANULE) {
-                let offset = at + run.start as u64;
-                dst.write_all_at(&buf[run.clone()], offset)
-                    .map_err(|source| CopyError::Write { offset, source })?;
-                stats.bytes_written += run.len() as u64;
-            }
-            fault::step("data chunk");
-            progress(at + buf.len() as u64, total);
-            let _ = empty_tx.send(buf);
+        // The writer owns `full_rx` and `empty_tx`: when it returns, they are dropped and a
+        // reader blocked on either wakes up and ends.
+        if let Err(e) = write_stage(dst, failure, full_rx, empty_tx, &mut stats, total, progress) {
+            failure.fail(e);
         }
-        Ok(())
-    })?;
+    });
+    failure.into_result()?;
     progress(total, total);
     Ok(stats)
+}
+
+/// The reader: walks the source's data ranges in `CHUNK`-aligned pieces, each read into a
+/// free buffer from `empty` and handed to the writer through `full`. Returns when the data
+/// ends, when the writer has gone (a closed channel) or when the copy has failed.
+fn read_stage(
+    src: &dyn ReadAt,
+    failure: &Failure<CopyError>,
+    empty: Receiver<Vec<u8>>,
+    full: SyncSender<Chunk>,
+) -> Result<(), CopyError> {
+    let mut offset = 0u64;
+    while let Some(range) = src.next_data(offset).map_err(CopyError::read(offset))? {
+        let mut at = range.start;
+        while at < range.end {
+            if failure.stopped() {
+                return Ok(());
+            }
+            let Ok(mut buf) = empty.recv() else {
+                return Ok(()); // the writer stopped
+            };
+            // Keep chunks aligned to CHUNK so holes line up with whole chunks.
+            let next_boundary = (at / CHUNK as u64 + 1) * CHUNK as u64;
+            let end = next_boundary.min(range.end);
+            buf.resize((end - at) as usize, 0);
+            src.read_exact_at(&mut buf, at)
+                .map_err(CopyError::read(at))?;
+            if full.send((at, buf)).is_err() {
+                return Ok(()); // the writer stopped
+            }
+            at = end;
+        }
+        offset = range.end;
+    }
+    Ok(())
+}
+
+/// The writer: writes the non-zero runs of every chunk at its offset and gives the buffer
+/// back. Ends when the reader is done (its channel closed) or the copy has failed.
+fn write_stage(
+    dst: &File,
+    failure: &Failure<CopyError>,
+    full: Receiver<Chunk>,
+    empty: Sender<Vec<u8>>,
+    stats: &mut CopyStats,
+    total: u64,
+    progress: &mut dyn FnMut(u64, u64),
+) -> Result<(), CopyError> {
+    for (at, buf) in full {
+        if failure.stopped() {
+            break;
+        }
+        stats.bytes_read += buf.len() as u64;
+        for run in nonzero_runs(&buf, SPARSE_GRANULE) {
+            let offset = at + run.start as u64;
+            dst.write_all_at(&buf[run.clone()], offset)
+                .map_err(|source| CopyError::Write { offset, source })?;
+            stats.bytes_written += run.len() as u64;
+        }
+        fault::step("data chunk");
+        progress(at + buf.len() as u64, total);
+        // The reader may have ended already; the buffer is then simply freed.
+        let _ = empty.send(buf);
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -198,5 +248,118 @@ mod tests {
         let mut back = vec![0u8; src.len()];
         dst.read_exact_at(&mut back, 0).unwrap();
         assert_eq!(back, src);
+    }
+
+    /// Runs `f` on a thread and waits at most 60 s for it: a pipeline that hangs fails the
+    /// test instead of hanging the suite.
+    fn within_a_minute<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let _ = tx.send(f());
+        });
+        rx.recv_timeout(std::time::Duration::from_secs(60))
+            .expect("the copy did not end: a stage waits on one that has stopped")
+    }
+
+    /// A source of `len` non-zero bytes whose reads fail with EIO from `bad` on, counting the
+    /// reads that reached it.
+    struct FailingSource {
+        len: u64,
+        bad: u64,
+        reads: std::sync::atomic::AtomicU64,
+    }
+
+    impl ReadAt for FailingSource {
+        fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+            self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            if offset + buf.len() as u64 > self.bad {
+                return Err(io::Error::from_raw_os_error(5));
+            }
+            let n = buf.len().min((self.len - offset) as usize);
+            buf[..n].fill(0x5a);
+            Ok(n)
+        }
+        fn len(&self) -> u64 {
+            self.len
+        }
+    }
+
+    /// Larger than every buffer of the pool together, so that a reader that outlives a
+    /// failed writer has to wait for a buffer.
+    const BIG: u64 = (3 * POOL * CHUNK) as u64;
+
+    #[test]
+    fn a_failing_writer_stops_the_reader_and_is_reported() {
+        // /dev/full: every write fails with ENOSPC, as on a full disk.
+        let got = within_a_minute(|| {
+            let src = FailingSource {
+                len: BIG,
+                bad: u64::MAX,
+                reads: Default::default(),
+            };
+            let dst = std::fs::OpenOptions::new()
+                .write(true)
+                .open("/dev/full")
+                .unwrap();
+            let r = copy_sparse(&src, &dst, &mut |_, _| {});
+            (r, src.reads.into_inner())
+        });
+        match got {
+            (Err(CopyError::Write { offset: 0, source }), reads) => {
+                assert_eq!(source.raw_os_error(), Some(28), "{source}");
+                // The reader stopped: at most the pool's buffers (and the one in hand) read.
+                assert!(
+                    reads <= (POOL + 1) as u64,
+                    "{reads} reads after the writer failed"
+                );
+            }
+            (other, _) => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_failing_reader_past_the_pool_stops_the_writer_and_is_reported() {
+        let bad = (2 * POOL * CHUNK + 1000) as u64;
+        let got = within_a_minute(move || {
+            let src = FailingSource {
+                len: BIG,
+                bad,
+                reads: Default::default(),
+            };
+            let dst = tempfile::tempfile().unwrap();
+            dst.set_len(BIG).unwrap();
+            copy_sparse(&src, &dst, &mut |_, _| {})
+        });
+        match got {
+            Err(CopyError::Read { offset, source }) => {
+                assert_eq!(offset, bad / CHUNK as u64 * CHUNK as u64);
+                assert_eq!(source.raw_os_error(), Some(5));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reader_that_panics_past_the_pool_is_an_error_not_a_hang() {
+        struct Panicking;
+        impl ReadAt for Panicking {
+            fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+                assert!(offset < (2 * POOL * CHUNK) as u64, "a bug in a reader");
+                buf.fill(1);
+                Ok(buf.len())
+            }
+            fn len(&self) -> u64 {
+                BIG
+            }
+        }
+        let got = within_a_minute(|| {
+            let dst = tempfile::tempfile().unwrap();
+            dst.set_len(BIG).unwrap();
+            copy_sparse(&Panicking, &dst, &mut |_, _| {})
+        });
+        match got {
+            Err(CopyError::Panicked { what }) => assert!(what.contains("a bug in a reader")),
+            other => panic!("{other:?}"),
+        }
     }
 }

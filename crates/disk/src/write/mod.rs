@@ -3,16 +3,26 @@
 //!
 //! # Guarantees under faults
 //!
-//! What holds when the disk fills up (ENOSPC, or EFBIG under a file-size limit), the
-//! destination is read-only or its folder disappears, the process is killed at any moment
-//! (SIGKILL, SIGXFSZ, power loss after a flushed step), or another process changes the file
-//! being read or fixed. `tests/writer_faults.rs` and `tests/kill.rs` check each of these on
-//! real processes, full tmpfs mounts included.
+//! What holds when the disk fills up (ENOSPC or EDQUOT at any write or at the final fsync,
+//! EFBIG under a file-size limit), a device fails (EIO on a read of the source or a write of
+//! the destination), the destination is read-only or its folder disappears, the process is
+//! killed at any moment (SIGKILL, SIGXFSZ, power loss after a flushed step), or another
+//! process changes the file being read or fixed. `tests/writer_faults.rs`,
+//! `tests/writer_faults_fs.rs` and `tests/kill.rs` check each of these on real processes:
+//! full tmpfs, ext4 and XFS mounts (loop devices), and a FUSE filesystem that injects EIO and
+//! a late ENOSPC (`tests/faultfs.py`).
 //!
+//! - **Every run ends.** The copy under `convert` is a reader thread and a writer that follow
+//!   the rules of [`crate::pipeline`]: whichever side fails first, the other stops at once
+//!   (the writer owns every channel end the reader can wait on) and the first error is the
+//!   one reported. A full disk or a failing device makes `convert` return an error, never
+//!   wait forever (issue 17: a 100 MiB source onto a 64 MiB ext4 used to hang with both
+//!   threads waiting on each other).
 //! - **`convert`** only reads the source. The output is built in a hidden temporary file next
 //!   to the destination, flushed, then renamed into place: the destination is either absent
 //!   (with `--force`: the old one, untouched) or a complete, flushed VHD. On an error the
-//!   temporary file is removed; only a kill can leave one behind (`.NAME.*.vhdprep-tmp`).
+//!   temporary file is removed, so the space it took is given back; if it cannot be removed
+//!   the error names it. Only a kill can leave one behind (`.NAME.*.vhdprep-tmp`).
 //!   The source's length and modification time are taken when the copy starts and compared
 //!   before the rename: a source that shrank, grew or was written to fails the conversion
 //!   (a shrink can otherwise read as a trailing hole, i.e. zeros where the data was).
@@ -20,18 +30,22 @@
 //!   single-sector (or single `ftruncate`) commit, and as the new one after it; each step is
 //!   flushed. A step that fails (full disk) stops the fix with the file reading as the old
 //!   image; where writes in place need no new space (tmpfs, ext4, XFS: not btrfs) only the
-//!   first step allocates, so a full disk leaves the file byte for byte as it was. Before
-//!   each step the file's length and modification time must be what vhdprep's last step left,
-//!   and after the commit the file must be `V + 512` bytes ending in the new footer; otherwise
-//!   the fix stops with an error, never reporting success on a file someone else changed.
-//!   What cannot be seen: a change by another process in the microseconds between that check
-//!   and the next write, or one that leaves length and timestamp alone. Advisory locks would
-//!   not help (`truncate` and most writers ignore them): do not fix an image another program
-//!   is writing.
+//!   first step allocates, so a full disk leaves the file byte for byte as it was. A flush
+//!   that fails after the commit's write leaves the file reading as the new image (not yet
+//!   known to be durable) and the fix reports the failure; running it again completes it.
+//!   Before each step the file's length and modification time must be what vhdprep's last
+//!   step left, and after the commit the file must be `V + 512` bytes ending in the new
+//!   footer; otherwise the fix stops with an error, never reporting success on a file
+//!   someone else changed. What cannot be seen: a change by another process in the
+//!   microseconds between that check and the next write, or one that leaves length and
+//!   timestamp alone. Advisory locks would not help (`truncate` and most writers ignore
+//!   them): do not fix an image another program is writing.
 //! - **Errors** are one line naming the file at fault (the source for a failed read or a
-//!   change underneath, the destination for a failed write) and the operating system's reason,
-//!   e.g. `out.vhd: cannot write the converted disk: No space left on device (os error 28)`;
-//!   the command exits 2.
+//!   change underneath, the destination for a failed write), the disk offset where a copy
+//!   failed, and the cause in plain words before the system's own text ([`crate::reason`]):
+//!   `out.vhd: cannot write the converted disk (disk offset 54525952): the disk holding it is
+//!   full (No space left on device, os error 28)`; likewise "the device holding it reported
+//!   an I/O error" for EIO and the file-size limit for EFBIG. The command exits 2.
 
 mod convert;
 mod copy;
