@@ -6,13 +6,13 @@
 //!   container qemu-img knows (VHD, VHDX, qcow2, qcow, QED, VDI, VMDK, Parallels, Bochs,
 //!   cloop, DMG, LUKS), BitLocker, compressed streams and tar run in order; a file none of
 //!   them recognises is raw.
-//! - [`format`]: the formats, their names, and whether vhdprep reads each; [`refusal`]: the
+//! - [`format`](mod@format): the formats, their names, and whether vhdprep reads each; [`refusal`]: the
 //!   one-line refusal and the command that makes a disk vhdprep reads of the others.
 //! - [`vhd`]: the VHD footer codec (every field, checksum, CHS geometry), the dynamic-disk
 //!   header and block table, and the readers.
 //! - [`DiskImage`]: open a file, learn its format and read its virtual disk.
 //! - [`findings`]: the VHD-xxx rules a container can be judged by on its own.
-//! - [`write`]: the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
+//! - [`write`](mod@write): the writers: `convert` to a fixed VHD and the crash-safe in-place `fix`.
 #![forbid(unsafe_code)]
 
 pub mod detect;
