@@ -269,3 +269,66 @@ fn output_file_gets_the_report_and_stdout_stays_empty() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nonexistent-dir/report.json"));
 }
+
+#[test]
+fn data_disks_without_structure_get_vhd_017_and_unread_formats_are_not_raw() {
+    let dir = tempdir();
+    let blank = dir.path().join("blank.raw");
+    sparse_raw(&blank, 64 << 20, &[]);
+    let noise = dir.path().join("noise.raw");
+    sparse_raw(&noise, 64 << 20, &[(0, 1 << 20)]);
+    let fs = dir.path().join("fs.raw");
+    sparse_raw(&fs, 64 << 20, &[]);
+    assert!(tool(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &["-q", "-F", fs.to_str().unwrap()]
+    )
+    .status
+    .success());
+    let vdi = dir.path().join("data.vdi");
+    qemu_img(&["create", "-q", "-f", "vdi", vdi.to_str().unwrap(), "64M"]);
+    let img = sample();
+    let mut args = vec![img.to_str().unwrap()];
+    for d in [&blank, &noise, &fs, &vdi] {
+        args.extend(["--data-disk", d.to_str().unwrap()]);
+    }
+    let (v, code, stderr) = check(&args);
+    assert_eq!(code, 1, "{stderr}");
+    let of = |disk: &Path, id: &str| -> Vec<String> {
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| {
+                f["id"] == id
+                    && f["message"]
+                        .as_str()
+                        .unwrap()
+                        .starts_with(&format!("data disk {}:", disk.display()))
+            })
+            .map(|f| f["severity"].as_str().unwrap().to_string())
+            .collect()
+    };
+    // A blank data disk is legitimate (information); noise may be garbage (warning); a
+    // filesystem is a disk. The VDI is VHD-001 by its own name, never judged as raw.
+    assert_eq!(of(&blank, "VHD-017"), ["info"]);
+    assert_eq!(of(&noise, "VHD-017"), ["warning"]);
+    assert!(of(&fs, "VHD-017").is_empty());
+    assert!(of(&vdi, "VHD-017").is_empty());
+    assert_eq!(of(&vdi, "VHD-001"), ["error"]);
+    let vdi_msg = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["id"] == "VHD-001" && f["message"].as_str().unwrap().contains("data.vdi"))
+        .unwrap();
+    assert!(vdi_msg["message"]
+        .as_str()
+        .unwrap()
+        .contains("VirtualBox VDI image (vdi)"));
+    assert!(vdi_msg["remediation"]
+        .as_str()
+        .unwrap()
+        .starts_with("qemu-img convert -f vdi -O raw"));
+}

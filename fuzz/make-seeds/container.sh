@@ -5,18 +5,20 @@
 #   partition_table   disks partitioned by sgdisk/sfdisk and the fixture images' tables, in the
 #                     sparse format (the first 34 and last 33 sectors, zero blocks dropped).
 # Usage: fuzz/make-seeds/container.sh (writes into fuzz/seeds/; run from anywhere)
-# Needs qemu-img, qemu-io, sgdisk, sfdisk, python3; the fixture images are used when present
-# (VHDPREP_FIXTURE_CACHE, default /var/cache/vhdprep-fixtures).
+# Needs qemu-img, qemu-io, sgdisk, sfdisk, python3, cryptsetup, gzip, xz, zstd, bzip2, tar; the
+# fixture images are used when present (VHDPREP_FIXTURE_CACHE, default
+# /var/cache/vhdprep-fixtures).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 sparse="$here/make-seeds/sparse.py"
 fixtures=${VHDPREP_FIXTURE_CACHE:-/var/cache/vhdprep-fixtures}
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
-for tool in qemu-img qemu-io sgdisk sfdisk python3; do
+for tool in qemu-img qemu-io sgdisk sfdisk python3 cryptsetup gzip xz zstd bzip2 tar; do
     command -v "$tool" >/dev/null || { echo "container.sh: $tool is missing" >&2; exit 1; }
 done
 
-# --- container_detect: first and last 512 bytes, all that detection reads.
+# --- container_detect: first and last 512 bytes (what the VHD probe reads; the others read
+# within the first 64 KiB, or where a header points), and whole small files.
 out="$here/seeds/container_detect"; mkdir -p "$out"
 head_tail() { { head -c 512 "$1"; tail -c 512 "$1"; } > "$2"; }
 qemu-img create -q -f vpc -o subformat=fixed "$tmp/fixed.vhd" 1M
@@ -29,6 +31,54 @@ head_tail "$tmp/dynamic.vhd" "$out/qemu-dynamic.vhd"
 head_tail "$tmp/disk.vhdx" "$out/qemu.vhdx"
 head_tail "$tmp/disk.qcow2" "$out/qemu.qcow2"
 head_tail "$tmp/disk.vmdk" "$out/qemu.vmdk"
+# The other containers qemu-img writes, encrypted ones included (10 ms key derivation).
+echo -n 'fuzz passphrase' > "$tmp/pass"
+secret="secret,id=s0,file=$tmp/pass"
+for f in vdi qed qcow parallels; do
+    qemu-img create -q -f "$f" "$tmp/disk.$f" 64M
+    head_tail "$tmp/disk.$f" "$out/qemu.$f"
+done
+qemu-img create -q --object "$secret" -f luks -o key-secret=s0,iter-time=10 "$tmp/disk.luks" 16M
+qemu-img create -q --object "$secret" -f qcow2 \
+    -o encrypt.format=luks,encrypt.key-secret=s0,encrypt.iter-time=10 "$tmp/luks.qcow2" 64M
+qemu-img create -q --object "$secret" -f qcow2 -o encrypt.format=aes,encrypt.key-secret=s0 \
+    "$tmp/aes.qcow2" 64M
+qemu-img create -q -f vmdk -o subformat=monolithicFlat "$tmp/flat.vmdk" 16M
+head_tail "$tmp/disk.luks" "$out/qemu.luks"
+head_tail "$tmp/luks.qcow2" "$out/qemu-luks.qcow2"
+head_tail "$tmp/aes.qcow2" "$out/qemu-aes.qcow2"
+cp "$tmp/flat.vmdk" "$out/qemu-descriptor.vmdk"
+# LUKS2 from cryptsetup: the primary header, and the secondary one at 16 KiB on its own.
+truncate -s 20M "$tmp/c.luks2"
+cryptsetup luksFormat -q --type luks2 --pbkdf pbkdf2 --pbkdf-force-iterations 1000 \
+    --key-file "$tmp/pass" "$tmp/c.luks2"
+head -c 512 "$tmp/c.luks2" > "$out/cryptsetup.luks2"
+{ head -c 16384 /dev/zero; dd if="$tmp/c.luks2" bs=512 skip=32 count=1 status=none; } \
+    > "$out/cryptsetup-secondary.luks2"
+# Formats qemu-img reads but cannot write, crafted as tests/container_probes.rs crafts them.
+python3 - "$out" <<'PY'
+import struct, sys
+out = sys.argv[1]
+def write(name, data): open(f"{out}/{name}", "wb").write(data)
+h = bytearray(512)
+h[0:22] = b"Bochs Virtual HD Image"; h[32:39] = b"Redolog"; h[48:55] = b"Growing"
+struct.pack_into("<IIIIIIQ", h, 64, 0x20000, 512, 16, 512, 65536, 0, 1 << 20)
+write("crafted.bochs", bytes(h) + b"\xff" * 64)
+pre = b"#!/bin/sh\n#V2.0 Format\nmodprobe cloop file=$0 && mount -r -t iso9660 /dev/cloop $1\n"
+write("crafted.cloop", pre.ljust(128, b"\0") + struct.pack(">IIQ", 65536, 0, 144))
+koly = bytearray(512); koly[0:4] = b"koly"; struct.pack_into(">II", koly, 4, 4, 512)
+write("crafted.dmg", bytes(512) + bytes(koly))
+bl = bytearray(1024); bl[0:11] = b"\xeb\x58\x90-FVE-FS-"; bl[510:512] = b"\x55\xaa"
+write("crafted-bitlocker.img", bytes(bl))
+tg = bytearray(1024); tg[0:11] = b"\xeb\x58\x90MSWIN4.1"; struct.pack_into("<Q", tg, 440, 512)
+tg[512:520] = b"-FVE-FS-"
+write("crafted-bitlocker-togo.img", bytes(tg))
+PY
+# Compressed streams and a tar archive of a small file.
+head -c 4096 /dev/urandom > "$tmp/small.raw"
+gzip -k "$tmp/small.raw" && xz -k "$tmp/small.raw" && zstd -q "$tmp/small.raw" && bzip2 -k "$tmp/small.raw"
+for ext in gz xz zst bz2; do head -c 512 "$tmp/small.raw.$ext" > "$out/small.raw.$ext"; done
+tar -cf "$tmp/small.tar" -C "$tmp" small.raw && head -c 1024 "$tmp/small.tar" > "$out/small.tar"
 
 # --- vhd_dynamic: whole files (footer copy, dynamic header, BAT, bitmaps, data, footer).
 out="$here/seeds/vhd_dynamic"; mkdir -p "$out"

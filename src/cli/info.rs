@@ -10,14 +10,14 @@ use vhdprep::finding::{worst, Severity};
 pub struct InfoArgs {
     /// The disk image (raw, VHD, or any format vhdprep recognises).
     image: PathBuf,
-    /// Print JSON (keys: format, virtual_size, file_size, footer, findings ...).
+    /// Print JSON (keys: format, probes, virtual_size, file_size, footer, findings ...).
     #[arg(long)]
     json: bool,
 }
 
 pub fn run(args: InfoArgs) -> Result<i32, CliError> {
     let image = DiskImage::open(&args.image)?;
-    let report = image.report();
+    let report = vhdprep::check::content::container_report(&image);
     if args.json {
         print_json(&report)?;
     } else {
@@ -32,7 +32,25 @@ pub fn run(args: InfoArgs) -> Result<i32, CliError> {
 
 fn print_text(r: &ContainerReport) {
     outln!("file:          {}", r.file);
-    outln!("format:        {}", r.format.name());
+    match r.encryption {
+        Some(e) => outln!(
+            "format:        {} ({}, encrypted: {})",
+            r.format.name(),
+            r.format.description(),
+            e.name()
+        ),
+        None => outln!(
+            "format:        {} ({})",
+            r.format.name(),
+            r.format.description()
+        ),
+    }
+    let ran = r.probes.ran.join(" ");
+    match (r.probes.matched, &r.probes.evidence) {
+        (Some(m), Some(e)) => outln!("probes:        {ran}: '{m}' matched ({e})"),
+        (Some(m), None) => outln!("probes:        {ran}: '{m}' matched"),
+        (None, _) => outln!("probes:        {ran}: none matched, so the file is a raw disk"),
+    }
     outln!("file size:     {}", human_bytes(r.file_size));
     if let Some(why) = &r.unreadable {
         outln!("virtual disk:  not readable: {why}");

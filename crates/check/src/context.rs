@@ -36,7 +36,7 @@ pub struct DataDisk<'a> {
     pub image: &'a DiskImage,
     /// Its path, as given.
     pub file: String,
-    /// Its container report (VHD-001..007 findings included).
+    /// Its container report (VHD-001..007 and VHD-017 findings included).
     pub container: vhdprep_disk::ContainerReport,
 }
 
@@ -48,7 +48,7 @@ pub struct Context<'a> {
     pub image: &'a DiskImage,
     /// Its path, as given.
     pub file: String,
-    /// The container: format, footer, sizes, VHD-001..007/014/015 findings.
+    /// The container: format, footer, sizes, VHD-001..007/014/015/017 findings.
     pub container: vhdprep_disk::ContainerReport,
     /// The virtual disk, when the container can be read.
     pub disk: Option<SharedDisk>,
@@ -91,7 +91,7 @@ impl<'a> Context<'a> {
             policy,
             image,
             file: file.clone(),
-            container: image.report(),
+            container: crate::content::container_report(image),
             disk: None,
             unexamined: None,
             discovery: None,
@@ -108,7 +108,7 @@ impl<'a> Context<'a> {
                 .map(|d| DataDisk {
                     image: d,
                     file: d.path().display().to_string(),
-                    container: d.report(),
+                    container: crate::content::container_report(d),
                 })
                 .collect(),
             derived: Derived::default(),

@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod catalogue;
+pub mod content;
 pub mod context;
 pub mod gallery;
 pub mod policy;

@@ -6,7 +6,6 @@
 use crate::context::Context;
 use crate::policy::{Generation, OsState};
 use serde::Serialize;
-use vhdprep_disk::Format;
 use vhdprep_finding::Severity;
 use vhdprep_guest::elf::Architecture;
 use vhdprep_guest::facts::agents::Provisioner;
@@ -68,14 +67,12 @@ pub struct Derived {
 
 /// Derives every verdict from the gathered facts.
 pub fn derive(ctx: &Context) -> Derived {
-    let container_ok = !matches!(
-        ctx.image.format(),
-        Format::Raw | Format::Vhdx | Format::Qcow2 | Format::Vmdk
-    ) && !ctx
-        .container
-        .findings
-        .iter()
-        .any(|f| f.severity == Severity::Error);
+    let container_ok = ctx.image.format().is_vhd()
+        && !ctx
+            .container
+            .findings
+            .iter()
+            .any(|f| f.severity == Severity::Error);
     let (generation, generation_evidence) = generations(ctx);
     let trusted_launch = trusted_launch(ctx, &generation);
     Derived {

@@ -1,58 +1,14 @@
-//! What a file is, decided by its content alone.
+//! What a file is, decided by its content alone: every probe of [`crate::probe`] runs in
+//! order until one says yes; a file none of them recognises is a raw disk.
 
+pub use crate::format::{Encryption, Format};
+use crate::probe::{self, Sample, PROBES};
 use crate::read_at::ReadAt;
-use crate::vhd::{DiskType, Footer, FOOTER_SIZE};
+use crate::vhd::Footer;
 use serde::Serialize;
 use std::io;
 
-/// The container formats vhdprep recognises.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
-pub enum Format {
-    /// No container: the file is the disk.
-    #[serde(rename = "raw")]
-    Raw,
-    /// Data followed by a 512-byte footer; what Azure takes.
-    #[serde(rename = "vhd-fixed")]
-    VhdFixed,
-    /// Sparse VHD with a block table.
-    #[serde(rename = "vhd-dynamic")]
-    VhdDynamic,
-    /// Sparse VHD on top of a parent disk.
-    #[serde(rename = "vhd-differencing")]
-    VhdDifferencing,
-    /// Hyper-V's newer format (`vhdxfile` at offset 0).
-    #[serde(rename = "vhdx")]
-    Vhdx,
-    /// QEMU copy-on-write v2/v3 (`QFI\xfb`).
-    #[serde(rename = "qcow2")]
-    Qcow2,
-    /// VMware (`KDMV` sparse extent, `COWD`, or a text descriptor).
-    #[serde(rename = "vmdk")]
-    Vmdk,
-}
-
-impl Format {
-    /// The name used in JSON and messages.
-    pub fn name(self) -> &'static str {
-        match self {
-            Format::Raw => "raw",
-            Format::VhdFixed => "vhd-fixed",
-            Format::VhdDynamic => "vhd-dynamic",
-            Format::VhdDifferencing => "vhd-differencing",
-            Format::Vhdx => "vhdx",
-            Format::Qcow2 => "qcow2",
-            Format::Vmdk => "vmdk",
-        }
-    }
-
-    /// True for the three VHD kinds.
-    pub fn is_vhd(self) -> bool {
-        matches!(
-            self,
-            Format::VhdFixed | Format::VhdDynamic | Format::VhdDifferencing
-        )
-    }
-}
+pub use crate::probe::Evidence;
 
 /// Where the footer that decided the format was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -73,79 +29,72 @@ pub struct Detection {
     pub footer: Option<(Footer, FooterPlace)>,
     /// For dynamic disks: the copy at offset 0 differs from the footer at the end.
     pub footer_copy_differs: bool,
+    /// How the volume is encrypted: LUKS and BitLocker always, qcow and qcow2 when their
+    /// header says so.
+    pub encryption: Option<Encryption>,
+    /// The signature that decided the format (`None` for raw).
+    pub evidence: Option<Evidence>,
+    /// The names of the probes that ran, in order; the last one matched unless the file is
+    /// raw, in which case every probe ran and said no.
+    pub probes: Vec<&'static str>,
+    /// An image format recognised by its header also ends in a VHD footer: a tool took it for
+    /// a raw disk and wrapped its bytes (Azure would take the file, the VM would not boot).
+    pub wrapped_in_vhd_footer: bool,
 }
 
-/// Decides the container format of `file` from its first and last bytes.
-///
-/// Order: signatures at offset 0 (VHDX, qcow2, VMDK), then a `conectix` footer in the last 512
-/// bytes (fixed, dynamic or differencing by its disk type; an unknown type counts as fixed, as
-/// qemu does), then a footer copy at offset 0 with a dynamic or differencing type (end footer
-/// lost), else raw. The file must be at least 512 bytes long.
-pub fn detect(file: &dyn ReadAt) -> io::Result<Detection> {
-    let len = file.len();
-    let mut head = [0u8; FOOTER_SIZE];
-    let head_len = (len.min(FOOTER_SIZE as u64)) as usize;
-    file.read_exact_at(&mut head[..head_len], 0)?;
+impl Detection {
+    /// The probe that recognised the file, or `None` when it is raw.
+    pub fn matched(&self) -> Option<&'static str> {
+        if self.format == Format::Raw {
+            None
+        } else {
+            self.probes.last().copied()
+        }
+    }
+}
 
-    let plain = |format| Detection {
-        format,
+/// Decides the container format of `file` from its content.
+///
+/// The probes run in the order of [`crate::probe::PROBES`]: the image formats that start with
+/// a signature (VHDX, qcow2, qcow, QED, VDI, VMDK, Parallels, Bochs, cloop), then the VHD
+/// footer (at the end: fixed, dynamic or differencing by its disk type, an unknown type
+/// counting as fixed as qemu does; else a dynamic or differencing copy at offset 0), then the
+/// DMG trailer, the encrypted volumes (LUKS, BitLocker), compressed streams and tar. The file
+/// is raw only when every probe has said no.
+pub fn detect(file: &dyn ReadAt) -> io::Result<Detection> {
+    let sample = Sample::read(file)?;
+    let mut ran = Vec::with_capacity(PROBES.len());
+    for p in PROBES {
+        ran.push(p.name);
+        if let Some(found) = (p.run)(&sample)? {
+            // Only the probes before the VHD one can match a file that ends in a footer.
+            let wrapped = !found.format.is_vhd() && probe::ends_in_vhd_footer(&sample);
+            return Ok(Detection {
+                format: found.format,
+                footer: found.footer,
+                footer_copy_differs: found.footer_copy_differs,
+                encryption: found.encryption,
+                evidence: Some(found.evidence),
+                probes: ran,
+                wrapped_in_vhd_footer: wrapped,
+            });
+        }
+    }
+    Ok(Detection {
+        format: Format::Raw,
         footer: None,
         footer_copy_differs: false,
-    };
-    if head.starts_with(b"vhdxfile") {
-        return Ok(plain(Format::Vhdx));
-    }
-    if head.starts_with(b"QFI\xfb") {
-        return Ok(plain(Format::Qcow2));
-    }
-    if head.starts_with(b"KDMV")
-        || head.starts_with(b"COWD")
-        || head.starts_with(b"# Disk DescriptorFile")
-    {
-        return Ok(plain(Format::Vmdk));
-    }
-    if len < FOOTER_SIZE as u64 {
-        return Ok(plain(Format::Raw));
-    }
-
-    let mut tail = [0u8; FOOTER_SIZE];
-    file.read_exact_at(&mut tail, len - FOOTER_SIZE as u64)?;
-    let end = Footer::parse(&tail);
-    let start = Footer::parse(&head);
-    let start_is_sparse =
-        start.has_cookie() && matches!(start.disk_type, DiskType::Dynamic | DiskType::Differencing);
-
-    if end.has_cookie() {
-        let format = match end.disk_type {
-            DiskType::Dynamic => Format::VhdDynamic,
-            DiskType::Differencing => Format::VhdDifferencing,
-            DiskType::Fixed | DiskType::Other(_) => Format::VhdFixed,
-        };
-        let differs = format != Format::VhdFixed && start.has_cookie() && head != tail;
-        return Ok(Detection {
-            format,
-            footer: Some((end, FooterPlace::End)),
-            footer_copy_differs: differs,
-        });
-    }
-    if start_is_sparse {
-        let format = if start.disk_type == DiskType::Dynamic {
-            Format::VhdDynamic
-        } else {
-            Format::VhdDifferencing
-        };
-        return Ok(Detection {
-            format,
-            footer: Some((start, FooterPlace::StartCopy)),
-            footer_copy_differs: false,
-        });
-    }
-    Ok(plain(Format::Raw))
+        encryption: None,
+        evidence: None,
+        probes: ran,
+        wrapped_in_vhd_footer: false,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::vhd::DiskType;
 
     fn with_footer(data_len: usize, footer: &Footer) -> Vec<u8> {
         let mut v = vec![0u8; data_len];
@@ -216,5 +165,56 @@ mod tests {
         let mut v = f.to_bytes().to_vec();
         v.extend_from_slice(&[0u8; 4096]);
         assert_eq!(detect(&v).unwrap().format, Format::Raw);
+    }
+
+    #[test]
+    fn raw_only_after_every_probe_said_no() {
+        let d = detect(&vec![0x5Au8; 4096]).unwrap();
+        assert_eq!(d.format, Format::Raw);
+        assert_eq!(d.matched(), None);
+        let all: Vec<_> = PROBES.iter().map(|p| p.name).collect();
+        assert_eq!(d.probes, all);
+    }
+
+    #[test]
+    fn probes_stop_at_the_first_match() {
+        let mut v = vec![0u8; 4096];
+        v[64..68].copy_from_slice(&0xbeda_107fu32.to_le_bytes());
+        let d = detect(&v).unwrap();
+        assert_eq!(d.format, Format::Vdi);
+        assert_eq!(d.matched(), Some("vdi"));
+        assert_eq!(d.probes, ["vhdx", "qcow2", "qcow", "qed", "vdi"]);
+        assert_eq!(d.evidence.unwrap().offset, 64);
+        assert!(!d.wrapped_in_vhd_footer);
+    }
+
+    #[test]
+    fn an_image_format_wrapped_in_a_vhd_footer_is_that_format() {
+        // What `vhdprep fix --in-place` did to a qcow2 file before the probes: the bytes,
+        // then a footer.
+        let mut v = b"QFI\xfb\0\0\0\x03".to_vec();
+        v.resize(1 << 20, 0);
+        v.extend_from_slice(&Footer::new_fixed(1 << 20).to_bytes());
+        let d = detect(&v).unwrap();
+        assert_eq!(d.format, Format::Qcow2);
+        assert!(d.wrapped_in_vhd_footer);
+        assert!(d.footer.is_none());
+    }
+
+    #[test]
+    fn a_fixed_vhd_of_an_encrypted_volume_is_a_vhd() {
+        // A data disk encrypted as a whole: the VHD is the container, LUKS its content.
+        let mut v = b"LUKS\xba\xbe\0\x02".to_vec();
+        v.resize(1 << 20, 0);
+        v.extend_from_slice(&Footer::new_fixed(1 << 20).to_bytes());
+        let d = detect(&v).unwrap();
+        assert_eq!(d.format, Format::VhdFixed);
+        assert_eq!(d.encryption, None);
+        v.truncate(1 << 20);
+        let d = detect(&v).unwrap();
+        assert_eq!(
+            (d.format, d.encryption),
+            (Format::Luks, Some(Encryption::Luks2))
+        );
     }
 }

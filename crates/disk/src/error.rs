@@ -47,14 +47,14 @@ pub enum DiskError {
         /// Its length.
         size: u64,
     },
-    /// A container vhdprep recognises but does not read.
-    #[error("{}: {format} images are recognised but not read by vhdprep; {hint}", path.display())]
+    /// A container vhdprep recognises but does not read (see [`crate::refusal`]).
+    #[error("{}: {what}, which vhdprep does not read; {hint}", path.display())]
     Unsupported {
         /// The file.
         path: PathBuf,
-        /// Format name.
-        format: &'static str,
-        /// What to do instead.
+        /// The format in words, with its name (`VirtualBox VDI image (vdi)`).
+        what: String,
+        /// What to do instead, with the command.
         hint: String,
     },
     /// A differencing VHD: its data depends on a parent disk.
@@ -94,6 +94,32 @@ pub enum DiskError {
 }
 
 impl DiskError {
+    /// The file the error is about.
+    pub fn path(&self) -> &std::path::Path {
+        match self {
+            DiskError::Io { path, .. }
+            | DiskError::IoAt { path, .. }
+            | DiskError::NotAFile { path, .. }
+            | DiskError::TooSmall { path, .. }
+            | DiskError::Unsupported { path, .. }
+            | DiskError::Differencing { path, .. }
+            | DiskError::Truncated { path, .. }
+            | DiskError::Corrupt { path, .. }
+            | DiskError::Refused { path, .. } => path,
+        }
+    }
+
+    /// The message without the file name it starts with, for an error about the same file that
+    /// wraps this one (`SRC: cannot convert: <detail>`).
+    pub fn detail(&self) -> String {
+        let full = self.to_string();
+        let prefix = format!("{}: ", self.path().display());
+        match full.strip_prefix(&prefix) {
+            Some(rest) => rest.to_string(),
+            None => full,
+        }
+    }
+
     /// Wraps an I/O error with the file and operation.
     pub fn io(path: impl Into<PathBuf>, op: &'static str, source: io::Error) -> Self {
         DiskError::Io {
@@ -136,5 +162,21 @@ fn too_small(size: u64) -> String {
         "the file is empty".into()
     } else {
         format!("{size} bytes is less than one 512-byte sector")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detail_drops_the_leading_file_name_only() {
+        let e = DiskError::Refused {
+            path: "a/b.img".into(),
+            why: "b.img: is odd".into(),
+        };
+        assert_eq!(e.path(), std::path::Path::new("a/b.img"));
+        assert_eq!(e.detail(), "b.img: is odd");
+        assert_eq!(e.to_string(), "a/b.img: b.img: is odd");
     }
 }

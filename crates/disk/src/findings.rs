@@ -4,6 +4,7 @@
 
 use crate::detect::{FooterPlace, Format};
 use crate::image::DiskImage;
+use crate::refusal;
 use crate::vhd::{footer, DiskType, Footer, SizeSource, FOOTER_SIZE};
 use crate::MIB;
 use vhdprep_finding::{Finding, Severity};
@@ -32,18 +33,6 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
                 "vhdprep fix --in-place {file}   # appends a footer, no copy; or: vhdprep convert {file} OUT.vhd"
             )),
         ),
-        Format::Vhdx | Format::Qcow2 | Format::Vmdk => out.push(
-            Finding::new(
-                "VHD-001",
-                Severity::Error,
-                format!("{} image: Azure accepts only fixed VHD", format.name()),
-            )
-            .with_evidence("signature at offset 0")
-            .at_disk(0, Some(8))
-            .with_remediation(format!(
-                "qemu-img convert -O raw {file} disk.raw && vhdprep fix --in-place disk.raw"
-            )),
-        ),
         Format::VhdDynamic | Format::VhdDifferencing => out.push(
             Finding::new(
                 "VHD-002",
@@ -54,6 +43,7 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
             .with_remediation(format!("vhdprep convert {file} OUT.vhd")),
         ),
         Format::VhdFixed => {}
+        other => out.push(not_a_vhd(image, other)),
     }
     let Some(footer) = image.footer() else {
         return out;
@@ -64,6 +54,29 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
     };
     footer_findings(footer, footer_at, image, &file, &mut out);
     out
+}
+
+/// VHD-001 for a container that is not a VHD (VHDX, qcow2, VDI, LUKS, a compressed stream
+/// ...): what it is, the signature that said so, and the command that makes a VHD of it.
+fn not_a_vhd(image: &DiskImage, format: Format) -> Finding {
+    let mut message = format!(
+        "{}: Azure accepts only fixed VHD",
+        refusal::what(format, image.encryption())
+    );
+    if image.detection().wrapped_in_vhd_footer {
+        message.push_str(
+            "; the file also ends in a VHD footer: a tool took it for a raw disk and appended one, \
+             so Azure would accept the upload but the VM could not boot",
+        );
+    }
+    let mut f = Finding::new("VHD-001", Severity::Error, message)
+        .with_remediation(refusal::remedy(format, image.encryption(), image.path()).commands());
+    if let Some(e) = image.evidence() {
+        f = f
+            .with_evidence(e.what.clone())
+            .at_disk(e.offset, Some(e.len));
+    }
+    f
 }
 
 fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut Vec<Finding>) {

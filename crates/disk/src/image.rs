@@ -1,8 +1,10 @@
 //! Opening a disk image: the file, its container format, and its virtual disk.
 
-use crate::detect::{detect, Detection, FooterPlace, Format};
+use crate::detect::{detect, Detection, Evidence, FooterPlace};
 use crate::error::{DiskError, Result};
+use crate::format::{Encryption, Format};
 use crate::read_at::{FileReader, ReadAt, Slice, ZeroPadded};
+use crate::refusal::refusal;
 use crate::vhd::{DynamicHeader, DynamicVhd, Footer, SizeSource, DYNAMIC_HEADER_SIZE, FOOTER_SIZE};
 use std::io::{Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -117,7 +119,12 @@ impl DiskImage {
     fn open_disk(&mut self) {
         let path = self.path.clone();
         let size = self.file.len();
-        let result: Result<SharedDisk> = match self.detection.format {
+        let format = self.detection.format;
+        // Format::is_read decides; a differencing VHD is opened far enough to name its parent.
+        let refused = !format.is_read() && format != Format::VhdDifferencing
+            || self.detection.encryption.is_some();
+        let result: Result<SharedDisk> = match format {
+            _ if refused => Err(refusal(&path, format, self.detection.encryption)),
             Format::Raw => {
                 // Like qemu, a raw file that ends mid-sector is a disk of whole sectors, the
                 // last one padded with zeros.
@@ -146,21 +153,9 @@ impl DiskImage {
                 }
             }
             Format::VhdDynamic | Format::VhdDifferencing => self.open_sparse(),
-            Format::Vhdx => Err(unsupported(
-                &path,
-                "VHDX",
-                "qemu-img convert -f vhdx -O raw IN OUT.raw",
-            )),
-            Format::Qcow2 => Err(unsupported(
-                &path,
-                "qcow2",
-                "qemu-img convert -f qcow2 -O raw IN OUT.raw",
-            )),
-            Format::Vmdk => Err(unsupported(
-                &path,
-                "VMDK",
-                "qemu-img convert -f vmdk -O raw IN OUT.raw",
-            )),
+            // Not reached while is_read names only the formats above; a format made readable
+            // there without a reader here is still refused, never taken for raw.
+            other => Err(refusal(&path, other, self.detection.encryption)),
         };
         self.disk = result.map_err(Arc::new);
     }
@@ -244,6 +239,22 @@ impl DiskImage {
         self.detection.format
     }
 
+    /// How the volume is encrypted, where the container says so (LUKS, BitLocker, encrypted
+    /// qcow/qcow2).
+    pub fn encryption(&self) -> Option<Encryption> {
+        self.detection.encryption
+    }
+
+    /// Everything detection found: the probes that ran, the signature that matched.
+    pub fn detection(&self) -> &Detection {
+        &self.detection
+    }
+
+    /// The signature that decided the format (`None` for raw).
+    pub fn evidence(&self) -> Option<&Evidence> {
+        self.detection.evidence.as_ref()
+    }
+
     /// Length of the file in bytes.
     pub fn file_size(&self) -> u64 {
         self.file.len()
@@ -289,15 +300,5 @@ impl DiskImage {
     /// truncated file, damaged header).
     pub fn disk(&self) -> std::result::Result<SharedDisk, Arc<DiskError>> {
         self.disk.clone()
-    }
-}
-
-fn unsupported(path: &Path, format: &'static str, convert: &str) -> DiskError {
-    DiskError::Unsupported {
-        path: path.to_owned(),
-        format,
-        hint: format!(
-            "convert it to raw first ({convert}), then run `vhdprep convert OUT.raw OUT.vhd`"
-        ),
     }
 }

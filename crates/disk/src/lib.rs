@@ -2,8 +2,12 @@
 //!
 //! - [`ReadAt`]: positional reads, the primitive every later layer reads through, with
 //!   [`Slice`] windows and hole hints.
-//! - [`detect()`]: what a file is (raw, fixed/dynamic/differencing VHD, VHDX, qcow2, VMDK), by
-//!   content, never by name.
+//! - [`detect()`]: what a file is, by content, never by name: the [`probe`]s of every
+//!   container qemu-img knows (VHD, VHDX, qcow2, qcow, QED, VDI, VMDK, Parallels, Bochs,
+//!   cloop, DMG, LUKS), BitLocker, compressed streams and tar run in order; a file none of
+//!   them recognises is raw.
+//! - [`format`](mod@format): the formats, their names, and whether vhdprep reads each; [`refusal`]: the
+//!   one-line refusal and the command that makes a disk vhdprep reads of the others.
 //! - [`vhd`]: the VHD footer codec (every field, checksum, CHS geometry), the dynamic-disk
 //!   header and block table, and the readers.
 //! - [`DiskImage`]: open a file, learn its format and read its virtual disk.
@@ -15,18 +19,22 @@
 pub mod detect;
 mod error;
 pub mod findings;
+pub mod format;
 mod image;
 pub mod pipeline;
+pub mod probe;
 mod read_at;
+pub mod refusal;
 mod report;
 pub mod vhd;
 pub mod write;
 
-pub use detect::{detect, FooterPlace, Format};
+pub use detect::{detect, FooterPlace};
 pub use error::{reason, DiskError, Result};
+pub use format::{Encryption, Format};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
-pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport};
+pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport, ProbeReport};
 
 /// One mebibyte: Azure wants virtual sizes in whole multiples of it.
 pub const MIB: u64 = 1 << 20;

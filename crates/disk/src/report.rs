@@ -1,8 +1,9 @@
 //! A serialisable description of a disk image's container: what `vhdprep info --json` prints,
 //! and what a program embedding the library gets from [`DiskImage::report`].
 
-use crate::detect::{FooterPlace, Format};
+use crate::detect::FooterPlace;
 use crate::findings::container_findings;
+use crate::format::{Encryption, Format};
 use crate::image::DiskImage;
 use crate::vhd::{Footer, Geometry, SizeSource};
 use serde::Serialize;
@@ -13,8 +14,15 @@ use vhdprep_finding::Finding;
 pub struct ContainerReport {
     /// The file.
     pub file: String,
-    /// `raw`, `vhd-fixed`, `vhd-dynamic`, `vhd-differencing`, `vhdx`, `qcow2` or `vmdk`.
+    /// The format's name ([`Format::name`]): `raw`, `vhd-fixed`, `vhd-dynamic`,
+    /// `vhd-differencing`, `vhdx`, `qcow2`, `qcow`, `qed`, `vdi`, `vmdk`, `parallels`, `bochs`,
+    /// `cloop`, `dmg`, `luks`, `bitlocker`, `gzip`, `xz`, `zstd`, `bzip2` or `tar`.
     pub format: Format,
+    /// How the container's volume is encrypted (`aes`, `luks`, `luks1`, `luks2`, `bitlocker`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+    /// The container probes that ran and what they found.
+    pub probes: ProbeReport,
     /// Virtual disk size in bytes (0 where vhdprep does not read the format).
     pub virtual_size: u64,
     /// File length in bytes.
@@ -33,6 +41,19 @@ pub struct ContainerReport {
     pub unreadable: Option<String>,
     /// VHD-xxx findings.
     pub findings: Vec<Finding>,
+}
+
+/// Which container probes ran, in order, and which one recognised the file.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProbeReport {
+    /// The probes that ran, in order (every one of them for a raw file).
+    pub ran: Vec<&'static str>,
+    /// The probe that recognised the file; `None` (JSON `null`) when every one said no and the
+    /// file is taken for a raw disk.
+    pub matched: Option<&'static str>,
+    /// What the matching probe saw, and where (`'vhdxfile' at offset 0`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub evidence: Option<String>,
 }
 
 /// Every field of a VHD footer, decoded.
@@ -141,6 +162,12 @@ impl DiskImage {
         ContainerReport {
             file: self.path().display().to_string(),
             format: self.format(),
+            encryption: self.encryption(),
+            probes: ProbeReport {
+                ran: self.detection().probes.clone(),
+                matched: self.detection().matched(),
+                evidence: self.evidence().map(|e| e.what.clone()),
+            },
             virtual_size: self.virtual_size(),
             file_size: self.file_size(),
             size_source: self.size_source(),

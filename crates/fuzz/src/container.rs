@@ -27,7 +27,10 @@ use vhdprep_disk::{DiskImage, ReadAt, SharedDisk};
 pub const TARGETS: &[Target] = &[
     Target {
         name: "container_detect",
-        about: "VHD footer (end and start copy), VHDX/qcow2/VMDK signatures: vhdprep_disk::detect",
+        about: "every container probe (VHD footer at either end, VHDX, qcow2 with its header \
+                extensions, qcow, QED, VDI, VMDK descriptors, Parallels, Bochs, cloop, DMG \
+                trailer, LUKS1/2 and secondary headers, BitLocker, compressed streams, tar) and \
+                the refusal built from the result: vhdprep_disk::detect",
         run: container_detect,
     },
     Target {
@@ -149,9 +152,14 @@ fn input_hash(data: &[u8]) -> u64 {
     })
 }
 
-/// The input is a whole file: detection reads its first and last 512 bytes.
+/// The input is a whole file: detection reads its first 64 KiB, its last 512 bytes, and where
+/// a probe's header points (LUKS2 secondary headers, BitLocker To Go metadata).
 pub fn container_detect(data: &[u8]) {
     if let Ok(d) = vhdprep_disk::detect(&data) {
+        let _ = d.matched();
+        let path = std::path::Path::new("fuzz.img");
+        let _ = vhdprep_disk::refusal::refusal(path, d.format, d.encryption).to_string();
+        let _ = vhdprep_disk::refusal::remedy(d.format, d.encryption, path).commands();
         if let Some((footer, _)) = d.footer {
             let _ = footer.virtual_size();
             let _ = footer.checksum_valid();

@@ -1,5 +1,6 @@
 //! VHD-xxx: the container. The rules that need only the file (VHD-001..007, 014, 015) are
-//! judged by the disk layer (`vhdprep_disk::findings`) and reported here; the size limits that
+//! judged by the disk layer (`vhdprep_disk::findings`), VHD-017 (what a raw file holds) by
+//! [`crate::content`], and reported here; the size limits that
 //! depend on the disk's role and generation (VHD-008..013) and the sector size (VHD-016) are
 //! judged here.
 
@@ -44,6 +45,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("VHD-014", Severity::Info, "qemu-img size hint", "A qemu-written VHD whose size is not a whole MiB: qemu-img rounds to CHS geometry unless given -o subformat=fixed,force_size.", "[GENERIC]"),
     rule("VHD-015", Severity::Warning, "Saved state and temporary bit", "The footer's saved-state byte must be 0 and its 'temporary' feature bit clear.", "[VHDUTILS]"),
     rule("VHD-016", Severity::Warning, "512-byte sectors", "A VHD presents 512-byte logical sectors: a partition table written for 4096-byte sectors is not found by the guest. Uploads to Ultra/Premium SSD v2 must use logical sector size 512.", "[DIRECT-UPLOAD]").deviating("The catalogue states this as information; vhdprep warns only when the partition table was written for 4096-byte sectors, the case that breaks the guest."),
+    rule("VHD-017", Severity::Warning, "Recognisable disk content", "A file no container probe recognises is taken for a raw disk; it must then hold a partition table or a filesystem at its start. Without either it may be garbage or a container vhdprep does not know (warning); all zeros is a blank disk (information).", "[GENERIC]; qemu block/*.c probes; libblkid").deviating("Not in the shared catalogue: vhdprep's own rule, because it decides raw only by elimination."),
 ];
 
 fn size(bytes: u64) -> String {
@@ -56,10 +58,10 @@ fn size(bytes: u64) -> String {
     }
 }
 
-/// Evaluates VHD-001..016 on the OS disk and the data disks.
+/// Evaluates VHD-001..017 on the OS disk and the data disks.
 pub fn evaluate(ctx: &Context, out: &mut Collector) {
     for id in [
-        "VHD-001", "VHD-002", "VHD-003", "VHD-004", "VHD-005", "VHD-006", "VHD-007",
+        "VHD-001", "VHD-002", "VHD-003", "VHD-004", "VHD-005", "VHD-006", "VHD-007", "VHD-017",
     ] {
         out.evaluated(id);
     }

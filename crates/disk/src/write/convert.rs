@@ -60,7 +60,7 @@ pub struct ConvertReport {
 pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Result<ConvertReport> {
     let disk = src.disk().map_err(|e| DiskError::Refused {
         path: src.path().to_owned(),
-        why: format!("cannot convert: {e}"),
+        why: format!("cannot convert: {}", e.detail()),
     })?;
     let source_size = disk.len();
     if source_size == 0 {

@@ -162,12 +162,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
                 ),
             ))
         }
-        other => {
-            return Err(refused(
-                path,
-                format!("is a {} image; vhdprep cannot fix it in place", other.name()),
-            ))
-        }
+        other => return Err(crate::refusal::refusal(path, other, image.encryption())),
     };
     if old_size == 0 {
         return Err(refused(
