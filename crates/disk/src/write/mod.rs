@@ -51,10 +51,12 @@ mod convert;
 mod copy;
 pub mod fault;
 mod fix;
+mod temp;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
+pub use temp::StaleTemp;
 
 use std::fs::File;
 use std::path::Path;
