@@ -206,6 +206,8 @@ fn convert_killed_at_every_step_leaves_no_partial_destination() {
         }
     }
     assert!(completed, "convert never completed");
+    // Each run removed the temporary file the run killed before it left.
+    assert_eq!(leftovers(d.path()), Vec::<String>::new());
     // The source was never touched.
     assert_eq!(std::fs::metadata(&raw).unwrap().len(), 40 * MIB + 5);
 }

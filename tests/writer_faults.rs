@@ -15,7 +15,7 @@ use common::*;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const MIB: u64 = 1 << 20;
 
@@ -119,49 +119,6 @@ fn fix_in_place_past_the_file_size_limit_leaves_the_image_as_it_was() {
     );
     let (info, code) = info_json(&img);
     assert_eq!((info["format"].as_str(), code), (Some("vhd-fixed"), 0));
-}
-
-/// The scheduler state letter of process `pid` (`T` when stopped), or `None` once it is gone.
-fn proc_state(pid: u32) -> Option<char> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // "pid (comm) S ...": the state follows the last ')'.
-    stat[stat.rfind(')')? + 1..].trim_start().chars().next()
-}
-
-/// Runs vhdprep with `args`, stopped right after its write step `k`; `meanwhile` runs while it
-/// is stopped, then it continues (SIGCONT) and its output is returned. Panics if vhdprep ends
-/// without reaching step `k`.
-fn stopped_after(k: u32, args: &[&str], meanwhile: impl FnOnce()) -> Output {
-    let child = vhdprep()
-        .args(args)
-        .env("VHDPREP_FAULT_STOP_AFTER_STEP", k.to_string())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run vhdprep");
-    let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        match proc_state(pid) {
-            Some('T') => break,
-            Some('Z') | None => {
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "vhdprep ended before step {k}: {:?} {}",
-                    out.status,
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            _ => {}
-        }
-        assert!(Instant::now() < deadline, "vhdprep never reached step {k}");
-        std::thread::sleep(Duration::from_millis(2));
-    }
-    meanwhile();
-    // The shell's own `kill`: no procps needed.
-    let out = tool("sh", "dash", &["-c", "kill -CONT \"$0\"", &pid.to_string()]);
-    assert!(out.status.success(), "kill -CONT {pid} failed");
-    child.wait_with_output().unwrap()
 }
 
 // ---- The source or the image changed by another process ----

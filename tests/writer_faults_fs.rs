@@ -361,6 +361,226 @@ fn enospc_at_fsync_ends_convert_and_fix_naming_the_file() {
 
 // ---- Killed at random moments on a loop-mounted ext4, then run again ----
 
+/// The space `path` takes on disk (its allocated blocks), by `stat`.
+fn bytes_on_disk(path: &Path) -> u64 {
+    let out = tool(
+        "stat",
+        "coreutils",
+        &["--format=%b %B", path.to_str().unwrap()],
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut it = text.split_whitespace().map(|v| v.parse::<u64>().unwrap());
+    it.next().unwrap() * it.next().unwrap()
+}
+
+/// Things in `mnt` named like `out.vhd`'s temporary files that are not one: a symlink to a
+/// file outside them, a directory holding a file, a FIFO, and regular files whose names
+/// differ from the pattern (another destination's temporary file, five random characters,
+/// not hidden). Returns their names and the file the symlink points at.
+fn decoys(mnt: &Path) -> (Vec<String>, std::path::PathBuf) {
+    let target = mnt.join("precious");
+    std::fs::write(&target, b"keep me").unwrap();
+    std::os::unix::fs::symlink(&target, mnt.join(".out.vhd.Sym123.vhdprep-tmp")).unwrap();
+    std::fs::create_dir(mnt.join(".out.vhd.Dir123.vhdprep-tmp")).unwrap();
+    std::fs::write(mnt.join(".out.vhd.Dir123.vhdprep-tmp/inside"), b"x").unwrap();
+    let fifo = mnt.join(".out.vhd.Fifo12.vhdprep-tmp");
+    assert!(tool("mkfifo", "coreutils", &[fifo.to_str().unwrap()])
+        .status
+        .success());
+    for name in [
+        ".other.vhd.Ab12Cd.vhdprep-tmp",
+        ".out.vhd.Ab12C.vhdprep-tmp",
+        "out.vhd.Ab12Cd.vhdprep-tmp",
+    ] {
+        std::fs::write(mnt.join(name), pattern(9, 1 << 20)).unwrap();
+    }
+    (names(mnt), target)
+}
+
+/// Asserts that the decoys made by [`decoys`] are all still there, unchanged.
+fn assert_decoys_untouched(mnt: &Path, target: &Path) {
+    assert_eq!(std::fs::read(target).unwrap(), b"keep me");
+    let link = mnt.join(".out.vhd.Sym123.vhdprep-tmp");
+    assert!(link.symlink_metadata().unwrap().file_type().is_symlink());
+    assert_eq!(std::fs::read_link(&link).unwrap(), target);
+    assert_eq!(
+        std::fs::read(mnt.join(".out.vhd.Dir123.vhdprep-tmp/inside")).unwrap(),
+        b"x"
+    );
+    use std::os::unix::fs::FileTypeExt;
+    let fifo = mnt.join(".out.vhd.Fifo12.vhdprep-tmp");
+    assert!(fifo.symlink_metadata().unwrap().file_type().is_fifo());
+    for name in [
+        ".other.vhd.Ab12Cd.vhdprep-tmp",
+        ".out.vhd.Ab12C.vhdprep-tmp",
+        "out.vhd.Ab12Cd.vhdprep-tmp",
+    ] {
+        assert_eq!(
+            std::fs::read(mnt.join(name)).unwrap(),
+            pattern(9, 1 << 20),
+            "{name}"
+        );
+    }
+}
+
+/// The temporary files of `out.vhd` in `mnt`: [`leftovers`] without the decoys.
+fn temps_of_out_vhd(mnt: &Path, decoys: &[String]) -> Vec<String> {
+    leftovers(mnt)
+        .into_iter()
+        .filter(|n| !decoys.contains(n))
+        .collect()
+}
+
+#[test]
+fn a_rerun_removes_what_a_killed_convert_left_and_gives_the_space_back() {
+    // 32 MiB of data onto a 64 MiB ext4: after the killed run, what is left free is less
+    // than the re-run needs, so it completes only if it gives that space back first.
+    let ns = Namespace::new();
+    let dir = tempdir();
+    let src = p(dir.path(), "src.raw");
+    dense_raw(&src, 32);
+    let mnt = ns.loop_fs(
+        "ext4",
+        64,
+        &p(dir.path(), "ext4.img"),
+        &p(dir.path(), "ext4"),
+    );
+    let dst = mnt.join("out.vhd");
+    let (decoys, target) = decoys(&mnt);
+    let free_before = free_bytes(&mnt);
+    // Killed after step 8: the output sized, then 7 of the 8 data chunks of 4 MiB copied.
+    let out = vhdprep()
+        .args([
+            "convert",
+            "-q",
+            src.to_str().unwrap(),
+            dst.to_str().unwrap(),
+        ])
+        .env("VHDPREP_FAULT_KILL_AFTER_STEP", "8")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.signal(), Some(9), "{out:?}");
+    assert!(!dst.exists());
+    let left = temps_of_out_vhd(&mnt, &decoys);
+    assert_eq!(left.len(), 1, "{left:?}");
+    let stale = mnt.join(&left[0]);
+    let held = bytes_on_disk(&stale);
+    let taken = free_before - free_bytes(&mnt);
+    assert!(
+        held >= 28 * MIB && taken >= 28 * MIB,
+        "held {held}, free space taken {taken}"
+    );
+    let free_after_kill = free_bytes(&mnt);
+    assert!(
+        free_after_kill < 32 * MIB,
+        "{free_after_kill} bytes free: room for the re-run even with the stale file"
+    );
+    // The re-run removes it, says so in one line, and completes.
+    let out = convert(&src, &dst);
+    assert_ok(&out);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let said = format!(
+        "vhdprep: removed {}'s temporary file {} left by an interrupted run: ",
+        dst.display(),
+        left[0],
+    );
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.starts_with(&said), "{stderr}");
+    assert!(
+        stderr
+            .trim_end()
+            .ends_with(&format!(" MiB ({held} bytes) freed")),
+        "{stderr}"
+    );
+    assert!(qemu_identical(&src, "raw", &dst, "vpc"));
+    let mut want_names = decoys.clone();
+    want_names.push("out.vhd".into());
+    want_names.sort();
+    assert_eq!(names(&mnt), want_names);
+    assert_decoys_untouched(&mnt, &target);
+    // The space is back: the destination is all the run added.
+    let added = free_before - free_bytes(&mnt);
+    let out_size = bytes_on_disk(&dst);
+    eprintln!(
+        "ext4 free bytes: {free_before} before, {free_after_kill} after the kill (the stale file held {held}), {} after the re-run (the destination takes {out_size})",
+        free_bytes(&mnt)
+    );
+    assert!(
+        added.abs_diff(out_size) <= MIB,
+        "the destination takes {out_size} bytes, free space went down by {added}"
+    );
+}
+
+#[test]
+fn a_second_convert_to_the_same_destination_leaves_a_running_one_alone() {
+    let ns = Namespace::new();
+    let dir = tempdir();
+    let src = p(dir.path(), "src.raw");
+    dense_raw(&src, 24);
+    let mnt = ns.loop_fs(
+        "ext4",
+        128,
+        &p(dir.path(), "ext4.img"),
+        &p(dir.path(), "ext4"),
+    );
+    let dst = mnt.join("out.vhd");
+    let (decoys, target) = decoys(&mnt);
+    let args = [
+        "convert",
+        "-q",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ];
+    // The first is stopped (holding its lock) after 2 of its 6 data chunks.
+    let first = stopped_after(3, &args, || {
+        let theirs = temps_of_out_vhd(&mnt, &decoys);
+        assert_eq!(theirs.len(), 1, "{theirs:?}");
+        let temp = mnt.join(&theirs[0]);
+        use std::os::unix::fs::MetadataExt;
+        let ino = std::fs::metadata(&temp).unwrap().ino();
+        let sha_before = sha(&temp);
+        for force in [false, true] {
+            let mut second = vec!["convert", "-q"];
+            if force {
+                second.push("--force");
+            }
+            second.extend([src.to_str().unwrap(), dst.to_str().unwrap()]);
+            let out = run_watched(&second);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{stderr}");
+            assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
+            for needle in [
+                dst.to_str().unwrap(),
+                "another vhdprep convert to this destination is running",
+                &theirs[0],
+            ] {
+                assert!(stderr.contains(needle), "missing {needle:?} in {stderr}");
+            }
+            // The first's temporary file is as it was, and the second left none of its own.
+            assert_eq!(temps_of_out_vhd(&mnt, &decoys), theirs);
+            assert_eq!(std::fs::metadata(&temp).unwrap().ino(), ino);
+            assert_eq!(sha(&temp), sha_before);
+            assert!(!dst.exists());
+        }
+    });
+    // The first, let go, completes undisturbed.
+    assert_ok(&first);
+    assert!(qemu_identical(&src, "raw", &dst, "vpc"));
+    assert_eq!(temps_of_out_vhd(&mnt, &decoys), Vec::<String>::new());
+    assert_decoys_untouched(&mnt, &target);
+    // With nothing running, a conversion to it goes ahead (here replacing it).
+    let out = run_watched(&[
+        "convert",
+        "-q",
+        "--force",
+        src.to_str().unwrap(),
+        dst.to_str().unwrap(),
+    ]);
+    assert_ok(&out);
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+    assert!(qemu_identical(&src, "raw", &dst, "vpc"));
+}
+
 #[test]
 fn convert_and_fix_killed_at_random_moments_on_ext4_complete_when_run_again() {
     let ns = Namespace::new();
@@ -377,7 +597,7 @@ fn convert_and_fix_killed_at_random_moments_on_ext4_complete_when_run_again() {
     let dst = mnt.join("out.vhd");
     // A seeded spread of moments over the ~0.5 s a conversion takes here.
     let mut x = 0x2545_f491u64;
-    let mut killed = 0;
+    let (mut killed, mut removed) = (0, 0);
     for _ in 0..6 {
         x ^= x << 13;
         x ^= x >> 7;
@@ -404,11 +624,23 @@ fn convert_and_fix_killed_at_random_moments_on_ext4_complete_when_run_again() {
             );
             std::fs::remove_file(&dst).unwrap();
         }
-        // The re-run completes beside what the kill left.
-        convert_completes(&src, &dst);
-        for name in leftovers(&mnt) {
-            std::fs::remove_file(mnt.join(name)).unwrap();
+        // The re-run removes what the kill left, says so, and completes.
+        let left = leftovers(&mnt);
+        assert!(left.len() <= 1, "{left:?}");
+        let out = convert(&src, &dst);
+        assert_ok(&out);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        for name in &left {
+            assert!(
+                stderr.contains(&format!("temporary file {name} left by an interrupted run")),
+                "{stderr}"
+            );
         }
+        assert_eq!(stderr.lines().count(), left.len(), "{stderr}");
+        removed += left.len();
+        assert!(qemu_identical(&src, "raw", &dst, "vpc"));
+        assert_eq!(leftovers(&mnt), Vec::<String>::new());
+        std::fs::remove_file(&dst).unwrap();
     }
     assert_eq!(sha(&src), before, "the source changed");
     // fix --in-place of a raw image there, killed at random moments, then run again.
@@ -439,7 +671,7 @@ fn convert_and_fix_killed_at_random_moments_on_ext4_complete_when_run_again() {
         assert!(qemu_identical(&orig, "raw", &img, "vpc"), "after kill {i}");
     }
     eprintln!(
-        "on ext4: {killed} of 6 conversions killed before they ended; fix killed: {} old, {} new",
+        "on ext4: {killed} of 6 conversions killed before they ended, {removed} temporary files removed by the re-run; fix killed: {} old, {} new",
         outcomes.0, outcomes.1
     );
 }

@@ -3,8 +3,8 @@
 use super::progress::byte_bar;
 use super::{human_bytes, CliError, EXIT_OK};
 use clap::Args;
-use std::path::PathBuf;
-use vhdprep::disk::write::{convert, ConvertOptions};
+use std::path::{Path, PathBuf};
+use vhdprep::disk::write::{convert, ConvertOptions, StaleTemp};
 use vhdprep::disk::DiskImage;
 
 #[derive(Args)]
@@ -37,6 +37,10 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
     let src = DiskImage::open(&args.src)?;
     let bar = byte_bar(src.virtual_size(), args.quiet);
     let mut tick = |done: u64, _total: u64| bar.set_position(done);
+    // Said even with -q: a file was deleted that the user did not name.
+    let mut said_removed = |stale: &StaleTemp| {
+        bar.suspend(|| eprintln!("vhdprep: {}", removed_line(&args.dst, stale)));
+    };
     let report = convert(
         &src,
         &args.dst,
@@ -44,6 +48,7 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             force: args.force,
             creator_app: args.creator,
             progress: Some(&mut tick),
+            on_stale_removed: Some(&mut said_removed),
         },
     );
     // Cleared on failure too, so that the error is one line and not the tail of a bar.
@@ -68,4 +73,16 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
         );
     }
     Ok(EXIT_OK)
+}
+
+/// The line saying that `stale`, a temporary file of `dst` left by an interrupted run, was
+/// removed, and how much space that gave back.
+fn removed_line(dst: &Path, stale: &StaleTemp) -> String {
+    let name = stale.path.file_name().unwrap_or(stale.path.as_os_str());
+    format!(
+        "removed {}'s temporary file {} left by an interrupted run: {} freed",
+        dst.display(),
+        Path::new(name).display(),
+        human_bytes(stale.bytes_on_disk)
+    )
 }

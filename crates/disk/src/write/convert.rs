@@ -3,11 +3,14 @@
 //! The output is built under a temporary name in the destination's folder (sparse: holes where
 //! the source is zero or unallocated), flushed, then renamed over the destination. A failure or
 //! a kill at any point leaves the destination absent (or, with `force`, the old destination
-//! untouched), never half written. The source is only read; if another process changes its
+//! untouched), never half written. The temporary file is locked while the conversion runs; a
+//! conversion first removes the unlocked ones a killed run left for the same destination, and
+//! refuses to start while another conversion to it is running (see [`super::temp`]). The source is only read; if another process changes its
 //! length or writes to it during the copy, the conversion fails instead of renaming a copy
 //! that is neither the old nor the new content.
 
 use super::copy::{copy_sparse, CopyError, CopyStats};
+use super::temp::{self, StaleTemp};
 use super::{fault, sync_parent_dir, Stamp};
 use crate::error::{DiskError, Result};
 use crate::image::DiskImage;
@@ -24,6 +27,10 @@ pub struct ConvertOptions<'a> {
     pub creator_app: [u8; 4],
     /// Called with (bytes done, bytes total) as the copy goes.
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Called for each temporary file of the destination that an interrupted conversion left
+    /// behind and this one removed, as it removes it (before the copy starts, so also when the
+    /// conversion then fails). The library never prints; a command line says what was removed.
+    pub on_stale_removed: Option<&'a mut dyn FnMut(&StaleTemp)>,
 }
 
 impl Default for ConvertOptions<'_> {
@@ -32,6 +39,7 @@ impl Default for ConvertOptions<'_> {
             force: false,
             creator_app: crate::vhd::footer::VHDPREP_CREATOR,
             progress: None,
+            on_stale_removed: None,
         }
     }
 }
@@ -57,6 +65,10 @@ pub struct ConvertReport {
 /// process changed during the copy, the destination for a failed write (a full disk, a
 /// read-only place, a folder that disappeared). In every error case the temporary file is
 /// removed and the destination is left as it was.
+///
+/// Before the copy, the temporary files of `dst` that interrupted conversions left in its
+/// folder are removed (each reported to `opts.on_stale_removed`), and the conversion is
+/// refused, naming `dst`, if another conversion to `dst` is running.
 pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Result<ConvertReport> {
     let disk = src.disk().map_err(|e| DiskError::Refused {
         path: src.path().to_owned(),
@@ -78,7 +90,18 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
     }
     let watch = SourceWatch::start(src)?;
     let virtual_size = round_up_to_mib(source_size);
-    let tmp = temp_file_next_to(dst)?;
+    let mut ignore = |_: &StaleTemp| {};
+    let on_stale: &mut dyn FnMut(&StaleTemp) = match opts.on_stale_removed.as_mut() {
+        Some(f) => *f,
+        None => &mut ignore,
+    };
+    // What killed runs left goes first (its space may be what this run needs); the second
+    // sweep catches a conversion to `dst` that started at the same moment.
+    temp::sweep(dst, None, on_stale)?;
+    let tmp = temp::create_locked(dst)?;
+    if let Err(e) = temp::sweep(dst, Some(tmp.as_file()), on_stale) {
+        return Err(remove_temp(tmp, e));
+    }
     let mut noop = |_: u64, _: u64| {};
     let progress: &mut dyn FnMut(u64, u64) = match opts.progress.as_mut() {
         Some(p) => *p,
@@ -197,52 +220,6 @@ fn copy_data(
             path: watch.image.path().to_owned(),
             what: format!("internal error: the reader thread of the copy panicked: {what}"),
         }),
-    }
-}
-
-/// Creates the hidden temporary file the output is built in, in the destination's folder (so
-/// that the final rename stays on one filesystem). Dropped, it is removed.
-fn temp_file_next_to(dst: &Path) -> Result<tempfile::NamedTempFile> {
-    let dir = match dst.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
-        _ => std::path::PathBuf::from("."),
-    };
-    let name = dst
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "out.vhd".into());
-    tempfile::Builder::new()
-        .prefix(&format!(".{name}."))
-        .suffix(".vhdprep-tmp")
-        .tempfile_in(&dir)
-        .map_err(|e| {
-            DiskError::io(
-                dst,
-                "cannot create the temporary file in the destination's folder",
-                os_error_only(e),
-            )
-        })
-}
-
-/// The operating system's error without the random name tempfile appends to its text
-/// (` at path "..."`: a file that never existed, which would only confuse the message).
-/// tempfile's wrapper hides the error code (which is what says "disk full"), but keeps its
-/// text, `... (os error N)`: the code is taken back from there.
-fn os_error_only(e: std::io::Error) -> std::io::Error {
-    if e.raw_os_error().is_some() {
-        return e;
-    }
-    let text = e.to_string();
-    let code = text.rfind("(os error ").and_then(|at| {
-        let digits = &text[at + "(os error ".len()..];
-        digits[..digits.find(')')?].parse::<i32>().ok()
-    });
-    if let Some(code) = code {
-        return std::io::Error::from_raw_os_error(code);
-    }
-    match text.find(" at path \"") {
-        Some(cut) => std::io::Error::new(e.kind(), &text[..cut]),
-        None => e,
     }
 }
 

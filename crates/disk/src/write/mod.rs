@@ -22,7 +22,19 @@
 //!   to the destination, flushed, then renamed into place: the destination is either absent
 //!   (with `--force`: the old one, untouched) or a complete, flushed VHD. On an error the
 //!   temporary file is removed, so the space it took is given back; if it cannot be removed
-//!   the error names it. Only a kill can leave one behind (`.NAME.*.vhdprep-tmp`).
+//!   the error names it. Only a kill or a power loss can leave one behind
+//!   (`.NAME.XXXXXX.vhdprep-tmp`): the next `convert` to the same destination removes it.
+//!   A running `convert` holds an exclusive `flock` on its temporary file, which the kernel
+//!   drops however the process ends; before the copy, `convert` removes each temporary file
+//!   of its destination (exactly that name pattern, a regular file, no symlink followed) that
+//!   it can lock without waiting, reporting each to
+//!   [`ConvertOptions::on_stale_removed`](convert::ConvertOptions::on_stale_removed), and
+//!   refuses to start while one is locked: another conversion to the same destination is
+//!   running, and two would take twice the space and race for the rename. Where `flock` is
+//!   missing nothing is removed; where locks are not shared between machines (some NFS and
+//!   SMB mounts) a run on another machine is not seen. `tests/writer_faults_fs.rs` kills a
+//!   conversion on ext4 and checks that the re-run gives the space back, and stops one to
+//!   check that a second leaves it alone.
 //!   The source's length and modification time are taken when the copy starts and compared
 //!   before the rename: a source that shrank, grew or was written to fails the conversion
 //!   (a shrink can otherwise read as a trailing hole, i.e. zeros where the data was).
@@ -51,10 +63,12 @@ mod convert;
 mod copy;
 pub mod fault;
 mod fix;
+mod temp;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
+pub use temp::StaleTemp;
 
 use std::fs::File;
 use std::path::Path;
