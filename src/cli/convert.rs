@@ -6,6 +6,7 @@ use clap::Args;
 use std::path::PathBuf;
 use vhdprep::disk::write::{convert, ConvertOptions};
 use vhdprep::disk::DiskImage;
+use vhdprep::partition::gpt::GptRelocator;
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -44,9 +45,14 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             force: args.force,
             creator_app: args.creator,
             progress: Some(&mut tick),
+            table: Some(&GptRelocator),
         },
     )?;
     bar.finish_and_clear();
+    // Always said, even with -q: a table left alone is never silent.
+    for n in &report.table_notes {
+        eprintln!("{}: note: {n}", args.dst.display());
+    }
     if !args.quiet {
         eprintln!(
             "{}: {} {} -> fixed VHD {} ({}; {} of data written, the rest left as holes)",
@@ -64,6 +70,9 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             },
             human_bytes(report.stats.bytes_written),
         );
+        for c in &report.table_changes {
+            eprintln!("  - {c}");
+        }
     }
     Ok(EXIT_OK)
 }

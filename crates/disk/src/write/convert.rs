@@ -8,11 +8,12 @@
 //! that is neither the old nor the new content.
 
 use super::copy::{copy_sparse, CopyError, CopyStats};
+use super::table::{self, TablePlanner};
 use super::{fault, sync_parent_dir, Stamp};
 use crate::error::{DiskError, Result};
 use crate::image::DiskImage;
 use crate::vhd::{Footer, FOOTER_SIZE};
-use crate::{round_up_to_mib, Format};
+use crate::Format;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -24,6 +25,9 @@ pub struct ConvertOptions<'a> {
     pub creator_app: [u8; 4],
     /// Called with (bytes done, bytes total) as the copy goes.
     pub progress: Option<&'a mut dyn FnMut(u64, u64)>,
+    /// Fits the partition table to the padded disk (`vhdprep_partition::gpt::GptRelocator`
+    /// moves the backup GPT to the new end). `None`: the table is copied as it is.
+    pub table: Option<&'a dyn TablePlanner>,
 }
 
 impl Default for ConvertOptions<'_> {
@@ -32,6 +36,7 @@ impl Default for ConvertOptions<'_> {
             force: false,
             creator_app: crate::vhd::footer::VHDPREP_CREATOR,
             progress: None,
+            table: None,
         }
     }
 }
@@ -49,6 +54,10 @@ pub struct ConvertReport {
     pub stats: CopyStats,
     /// The footer written.
     pub footer: Footer,
+    /// What was changed in the partition table (empty when nothing was).
+    pub table_changes: Vec<String>,
+    /// What the partition table planner left alone, and why.
+    pub table_notes: Vec<String>,
 }
 
 /// Converts `src` to a fixed VHD at `dst`.
@@ -77,7 +86,7 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         });
     }
     let watch = SourceWatch::start(src)?;
-    let virtual_size = round_up_to_mib(source_size);
+    let (virtual_size, update) = table::grow(disk.as_ref(), opts.table, src.path())?;
     let tmp = temp_file_next_to(dst)?;
     let write_err = |op: &'static str| move |e| DiskError::io(dst, op, e);
     let file = tmp.as_file();
@@ -90,6 +99,13 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         None => &mut noop,
     };
     let stats = copy_data(disk.as_ref(), file, progress, &watch, dst)?;
+    // The moved partition-table structures, into the output only (the source is never
+    // written); all before the footer and the flush that precede the rename.
+    for w in update.writes() {
+        file.write_all_at(&w.bytes, w.offset).map_err(write_err(
+            "cannot write the partition table of the converted disk",
+        ))?;
+    }
     let mut footer = Footer::new_fixed(virtual_size);
     footer.creator_app = opts.creator_app;
     file.write_all_at(&footer.to_bytes(), virtual_size)
@@ -119,6 +135,8 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         virtual_size,
         stats,
         footer,
+        table_changes: update.changes,
+        table_notes: update.notes,
     })
 }
 

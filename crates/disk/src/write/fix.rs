@@ -32,6 +32,7 @@
 //! footer. Its own completed steps keep the old reading, so a stopped fix can be re-run once
 //! the other writer is gone.
 
+use super::table::{self, TablePlanner, TableWrite};
 use super::{fault, Stamp};
 use crate::detect::Format;
 use crate::error::{DiskError, Result};
@@ -47,6 +48,14 @@ use std::path::{Path, PathBuf};
 /// One durable step of an in-place fix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FixStep {
+    /// Raw image whose partition table moves: write a footer describing the old disk at `at`
+    /// (grows the file; it reads as the old disk, now as a fixed VHD).
+    HoldingFooter {
+        /// File offset.
+        at: u64,
+        /// The old disk's size, which the footer gives.
+        size: u64,
+    },
     /// Write the old footer, unchanged, at `at` (grows the file; the old reading holds).
     CopyOldFooter {
         /// File offset.
@@ -67,15 +76,24 @@ pub enum FixStep {
         /// New file length.
         len: u64,
     },
+    /// Write new partition-table structures nothing points at yet (the new backup GPT),
+    /// before the commit.
+    StageTable(TableWrite),
+    /// After the commit: one write that makes the partition table use them (the primary GPT
+    /// header, with the protective MBR when both lie in one page).
+    RepointTable(TableWrite),
 }
 
 impl std::fmt::Display for FixStep {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            FixStep::HoldingFooter { at, size } => write!(f, "write a footer describing the old {size}-byte disk at offset {at} (the file reads as the old disk, as a fixed VHD)"),
             FixStep::CopyOldFooter { at } => write!(f, "write a copy of the old footer at offset {at} (the file still reads as the old image)"),
             FixStep::Zero { range } => write!(f, "zero bytes {}..{} (outside the old disk)", range.start, range.end),
             FixStep::WriteFooter { at } => write!(f, "write the new footer at offset {at}"),
             FixStep::Truncate { len } => write!(f, "truncate the file to {len} bytes"),
+            FixStep::StageTable(w) => write!(f, "write {} at offset {} ({} bytes; nothing points at it yet)", w.what, w.offset, w.bytes.len()),
+            FixStep::RepointTable(w) => write!(f, "rewrite {} at offset {} (one {}-byte write)", w.what, w.offset, w.bytes.len()),
         }
     }
 }
@@ -95,10 +113,21 @@ pub struct FixPlan {
     pub new_size: u64,
     /// Why each change is needed; empty when there is nothing to do.
     pub reasons: Vec<String>,
-    /// The steps, in order; the last one is the commit.
+    /// The steps, in order.
     pub steps: Vec<FixStep>,
-    /// The footer that will be written.
+    /// The index in `steps` of the container commit (the new footer or the truncation), after
+    /// which the file reads as the new disk; `None` when the container does not change. Only
+    /// [`FixStep::RepointTable`] steps follow it.
+    pub commit: Option<usize>,
+    /// What the partition table planner noticed without changing it (a GPT left alone and
+    /// why); printed with the plan.
+    pub notes: Vec<String>,
+    /// The footer the file ends with afterwards.
     pub new_footer: Footer,
+    /// Its bytes.
+    footer_bytes: Vec<u8>,
+    /// For [`FixStep::HoldingFooter`]: the footer describing the old disk.
+    holding_footer: Option<Footer>,
     /// The last 512 bytes of the file when planned (to detect a change before applying).
     old_tail: Vec<u8>,
     /// Length and modification time when planned (`None` for a block device).
@@ -119,8 +148,10 @@ fn refused(path: &Path, why: impl Into<String>) -> DiskError {
     }
 }
 
-/// Works out what `fix --in-place` would do to `image`.
-pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
+/// Works out what `fix --in-place` would do to `image`. With a partition-table planner
+/// (`vhdprep_partition::gpt::GptRelocator`), a GPT whose backup is not at the end of the new
+/// disk is moved there too; without one, the partition table is not looked at.
+pub fn plan_fix(image: &DiskImage, planner: Option<&dyn TablePlanner>) -> Result<FixPlan> {
     let path = image.path();
     let file_size = image.file_size();
     let file = image.file();
@@ -135,10 +166,7 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
         });
     let mut reasons = Vec::new();
     let (old_size, data_end, old_footer) = match image.format() {
-        Format::Raw => {
-            reasons.push("raw image: a footer is appended to make it a fixed VHD".to_string());
-            (file_size, file_size, None)
-        }
+        Format::Raw => (file_size, file_size, None),
         Format::VhdFixed => {
             let f = image.footer().expect("VHD has a footer").clone();
             let s = f.virtual_size();
@@ -175,49 +203,89 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
             "the disk is empty; there is nothing to make a VHD of",
         ));
     }
-    let new_size = round_up_to_mib(old_size);
+    let disk = image
+        .disk()
+        .map_err(|e| refused(path, format!("cannot read the disk: {e}")))?;
+    let (new_size, update) = table::grow(&*disk, planner, path)?;
     let mut new_footer = Footer::new_fixed(new_size);
     if let Some(old) = &old_footer {
         if old.unique_id != [0u8; 16] {
             new_footer.unique_id = old.unique_id;
         }
         explain_footer(old, new_size, file_size, &mut reasons);
-        if reasons.is_empty() {
-            return Ok(FixPlan {
-                path: path.to_owned(),
-                format: image.format(),
-                old_file_size: file_size,
-                old_size,
-                new_size,
-                reasons,
-                steps: Vec::new(),
-                new_footer: old.clone(),
-                old_tail,
-                old_stamp,
-            });
+    } else {
+        reasons.push("raw image: a footer is appended to make it a fixed VHD".to_string());
+        if new_size != old_size {
+            reasons.push(format!(
+                "size {old_size} bytes is padded with {} zero bytes (a hole) to {new_size} = {} MiB",
+                new_size - old_size,
+                new_size / MIB
+            ));
         }
-    } else if new_size != old_size {
+    }
+    if new_size > round_up_to_mib(old_size) {
         reasons.push(format!(
-            "size {old_size} bytes is padded with {} zero bytes (a hole) to {new_size} = {} MiB",
-            new_size - old_size,
+            "the disk ends less than one backup GPT short of a MiB boundary: it is padded to the MiB after ({} MiB), so that the new backup GPT does not overwrite the old one",
             new_size / MIB
         ));
     }
+    let container_changes = !reasons.is_empty();
+    reasons.extend(update.changes.iter().cloned());
+    let notes = update.notes.clone();
+    let new_len = new_size + FOOTER_SIZE as u64;
 
     let mut steps = Vec::new();
-    let new_len = new_size + FOOTER_SIZE as u64;
+    if old_footer.is_none() && new_size > old_size && !update.is_empty() {
+        // A raw image grows: a footer for the old disk at the new end first, so that the new
+        // backup GPT, written past the old end, stays outside the disk until the commit.
+        steps.push(FixStep::HoldingFooter {
+            at: new_size,
+            size: disk.len(),
+        });
+    }
     if old_footer.is_some() && data_end < new_size {
         steps.push(FixStep::CopyOldFooter { at: new_size });
     }
     let zero_end = new_size.min(file_size);
+    let zeroed = old_size..zero_end.max(old_size);
     if old_size < zero_end {
-        let range = old_size..zero_end;
-        check_only_zeros_or_footer(&*file, range.clone(), &old_tail, path)?;
-        steps.push(FixStep::Zero { range });
+        check_only_zeros_or_footer(&*file, zeroed.clone(), &old_tail, &update.stage, path)?;
+        steps.push(FixStep::Zero {
+            range: zeroed.clone(),
+        });
     }
-    steps.push(FixStep::WriteFooter { at: new_size });
-    if file_size > new_len {
-        steps.push(FixStep::Truncate { len: new_len });
+    for w in &update.stage {
+        // Already in place (a re-run after a kill) and not about to be zeroed: nothing to do.
+        let outside_zeroed = w.end() <= zeroed.start || w.offset >= zeroed.end;
+        if outside_zeroed && w.end() <= data_end && holds(&*file, w, path)? {
+            continue;
+        }
+        steps.push(FixStep::StageTable(w.clone()));
+    }
+    let mut commit = None;
+    if container_changes {
+        steps.push(FixStep::WriteFooter { at: new_size });
+        commit = Some(steps.len() - 1);
+        if file_size > new_len {
+            steps.push(FixStep::Truncate { len: new_len });
+            commit = Some(steps.len() - 1);
+        }
+    } else {
+        new_footer = old_footer.clone().expect("a raw image always changes");
+    }
+    steps.extend(update.repoint.iter().cloned().map(FixStep::RepointTable));
+    let footer_bytes = if container_changes {
+        new_footer.to_bytes().to_vec()
+    } else {
+        old_tail.clone()
+    };
+    let holding_footer = matches!(steps.first(), Some(FixStep::HoldingFooter { .. })).then(|| {
+        let mut f = Footer::new_fixed(disk.len());
+        f.unique_id = new_footer.unique_id;
+        f
+    });
+    if steps.is_empty() {
+        reasons.clear();
     }
     Ok(FixPlan {
         path: path.to_owned(),
@@ -227,10 +295,22 @@ pub fn plan_fix(image: &DiskImage) -> Result<FixPlan> {
         new_size,
         reasons,
         steps,
+        commit,
+        notes,
         new_footer,
+        footer_bytes,
+        holding_footer,
         old_tail,
         old_stamp,
     })
+}
+
+/// True when the file already holds `w`'s bytes.
+fn holds(file: &dyn ReadAt, w: &TableWrite, path: &Path) -> Result<bool> {
+    let mut now = vec![0u8; w.bytes.len()];
+    file.read_exact_at(&mut now, w.offset)
+        .map_err(|e| DiskError::io(path, "cannot read", e))?;
+    Ok(now == w.bytes)
 }
 
 /// Lists what is wrong with an existing fixed-VHD footer.
@@ -275,11 +355,13 @@ fn explain_footer(old: &Footer, new_size: u64, file_size: u64, reasons: &mut Vec
 /// Refuses to zero a range that holds data other than copies of the current footer: such
 /// bytes lie past the size readers see (a geometry-sized footer) and dropping them silently
 /// could lose data. Footer copies are expected there: the old footer itself, or the one a
-/// killed earlier run left behind.
+/// killed earlier run left behind; so are the bytes of the `staged` partition-table writes
+/// (the new backup GPT a killed earlier run wrote).
 fn check_only_zeros_or_footer(
     file: &dyn ReadAt,
     range: Range<u64>,
     footer: &[u8],
+    staged: &[TableWrite],
     path: &Path,
 ) -> Result<()> {
     let sector = FOOTER_SIZE as u64;
@@ -299,7 +381,11 @@ fn check_only_zeros_or_footer(
             // Only the part of this sector inside the range matters.
             let lo = range.start.saturating_sub(s_at) as usize;
             let hi = ((range.end - s_at) as usize).min(s.len());
-            if lo >= hi || s[lo..hi].iter().all(|&b| b == 0) || s == footer {
+            if lo >= hi
+                || s[lo..hi].iter().all(|&b| b == 0)
+                || s == footer
+                || is_staged(staged, s_at + lo as u64, &s[lo..hi])
+            {
                 continue;
             }
             let off = s_at + lo as u64 + s[lo..hi].iter().position(|&b| b != 0).unwrap_or(0) as u64;
@@ -314,6 +400,18 @@ fn check_only_zeros_or_footer(
         at += got as u64;
     }
     Ok(())
+}
+
+/// True when `bytes`, found at file offset `at`, are what one of the `staged` writes puts
+/// there.
+fn is_staged(staged: &[TableWrite], at: u64, bytes: &[u8]) -> bool {
+    let end = at + bytes.len() as u64;
+    staged.iter().any(|w| {
+        w.offset <= at && end <= w.end() && {
+            let from = (at - w.offset) as usize;
+            w.bytes[from..from + bytes.len()] == *bytes
+        }
+    })
 }
 
 /// Carries out `plan` on the file. Refuses if the file changed since it was planned, stops
@@ -331,13 +429,18 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
         .map_err(|e| DiskError::io(path, "cannot open for writing", e))?;
     verify_unchanged(&file, plan)?;
     let io = |op| move |e| DiskError::io(path, op, e);
-    let footer_bytes = plan.new_footer.to_bytes();
+    let footer_bytes = &plan.footer_bytes;
     let mut expected = plan.old_stamp;
     for (i, step) in plan.steps.iter().enumerate() {
         if i > 0 {
             check_stamp(&file, plan, expected.as_ref(), i + 1)?;
         }
         match step {
+            FixStep::HoldingFooter { at, .. } => {
+                let footer = plan.holding_footer.as_ref().expect("planned with the step");
+                file.write_all_at(&footer.to_bytes(), *at)
+                    .map_err(io("cannot write the footer"))?;
+            }
             FixStep::CopyOldFooter { at } => {
                 file.write_all_at(&plan.old_tail, *at)
                     .map_err(io("cannot write the footer copy"))?;
@@ -346,16 +449,49 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
                 zero_range(&file, range.clone()).map_err(io("cannot zero"))?
             }
             FixStep::WriteFooter { at } => {
-                file.write_all_at(&footer_bytes, *at)
+                file.write_all_at(footer_bytes, *at)
                     .map_err(io("cannot write the footer"))?;
             }
             FixStep::Truncate { len } => file.set_len(*len).map_err(io("cannot truncate"))?,
+            FixStep::StageTable(w) => file
+                .write_all_at(&w.bytes, w.offset)
+                .map_err(io("cannot write the partition table"))?,
+            FixStep::RepointTable(w) => {
+                if !table_is(&file, plan, w, &w.old, i + 1)? {
+                    file.write_all_at(&w.bytes, w.offset)
+                        .map_err(io("cannot write the partition table"))?;
+                }
+            }
         }
         file.sync_all().map_err(io("cannot flush"))?;
         expected = Stamp::of(&file).map_err(io("cannot stat"))?;
         fault::step("fix step");
     }
-    verify_result(&file, plan, &footer_bytes)
+    verify_result(&file, plan, footer_bytes)
+}
+
+/// Before a [`FixStep::RepointTable`] (step `next`): true when the sectors already hold the
+/// new bytes, false when they hold the `old` ones the plan was made from; anything else means
+/// another program changed the partition table, and the fix stops.
+fn table_is(file: &File, plan: &FixPlan, w: &TableWrite, old: &[u8], next: usize) -> Result<bool> {
+    let mut now = vec![0u8; w.bytes.len()];
+    file.read_exact_at(&mut now, w.offset)
+        .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
+    if now == w.bytes {
+        return Ok(true);
+    }
+    if now == old {
+        return Ok(false);
+    }
+    Err(refused(
+        &plan.path,
+        format!(
+            "another process changed its partition table while vhdprep was fixing it (bytes {}..{}); vhdprep stopped before step {next} of {}: check what else writes to the file and run fix again",
+            w.offset,
+            w.end(),
+            plan.steps.len()
+        ),
+    ))
 }
 
 fn verify_unchanged(file: &File, plan: &FixPlan) -> Result<()> {
@@ -410,14 +546,25 @@ fn verify_result(file: &File, plan: &FixPlan, footer: &[u8]) -> Result<()> {
         file.read_exact_at(&mut tail, plan.new_size)
             .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
     }
-    if len == want && tail == footer {
+    let mut table_ok = true;
+    for step in &plan.steps {
+        if let FixStep::StageTable(w) | FixStep::RepointTable(w) = step {
+            if len == want && w.end() <= plan.new_size {
+                let mut now = vec![0u8; w.bytes.len()];
+                file.read_exact_at(&mut now, w.offset)
+                    .map_err(|e| DiskError::io(&plan.path, "cannot read", e))?;
+                table_ok &= now == w.bytes;
+            }
+        }
+    }
+    if len == want && tail == footer && table_ok {
         return Ok(());
     }
     Err(refused(
         &plan.path,
         format!(
             "another process changed it as vhdprep finished fixing it (length {len} bytes, {}); it cannot be vouched for: check what else writes to the file",
-            if len == want { "the footer is not the one written".to_string() } else { format!("expected {want}") }
+            if len != want { format!("expected {want}") } else if tail != footer { "the footer is not the one written".to_string() } else { "its partition table is not the one written".to_string() }
         ),
     ))
 }

@@ -37,10 +37,12 @@ mod convert;
 mod copy;
 pub mod fault;
 mod fix;
+pub mod table;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
+pub use table::{TablePlanner, TableUpdate, TableWrite};
 
 use std::fs::File;
 use std::path::Path;
