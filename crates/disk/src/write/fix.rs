@@ -429,6 +429,7 @@ pub fn apply_fix(plan: &FixPlan) -> Result<()> {
         .map_err(|e| DiskError::io(path, "cannot open for writing", e))?;
     verify_unchanged(&file, plan)?;
     let io = |op| move |e| DiskError::io(path, op, e);
+    reserve(&file, plan).map_err(io("cannot reserve space for the fix"))?;
     let footer_bytes = &plan.footer_bytes;
     let mut expected = plan.old_stamp;
     for (i, step) in plan.steps.iter().enumerate() {
@@ -567,6 +568,33 @@ fn verify_result(file: &File, plan: &FixPlan, footer: &[u8]) -> Result<()> {
             if len != want { format!("expected {want}") } else if tail != footer { "the footer is not the one written".to_string() } else { "its partition table is not the one written".to_string() }
         ),
     ))
+}
+
+/// Allocates, without changing the file's length or content, the blocks the steps will write
+/// outside the file's allocated data (footers past the end, the new backup GPT), so that a full
+/// disk fails the fix here, before its first step, with the file byte for byte as it was.
+/// Where the filesystem cannot (no `fallocate`, or copy-on-write like btrfs, which allocates
+/// again on every write) this is best effort; the steps keep the old reading either way.
+fn reserve(file: &File, plan: &FixPlan) -> std::io::Result<()> {
+    use rustix::fs::{fallocate, FallocateFlags};
+    for step in &plan.steps {
+        let (at, len) = match step {
+            FixStep::HoldingFooter { at, .. }
+            | FixStep::CopyOldFooter { at }
+            | FixStep::WriteFooter { at } => (*at, FOOTER_SIZE as u64),
+            FixStep::StageTable(w) => (w.offset, w.bytes.len() as u64),
+            _ => continue,
+        };
+        match fallocate(file, FallocateFlags::KEEP_SIZE, at, len) {
+            Ok(()) => {}
+            Err(e) if [rustix::io::Errno::NOSPC, rustix::io::Errno::DQUOT].contains(&e) => {
+                return Err(e.into())
+            }
+            // Not supported here (EOPNOTSUPP, EINVAL ...): the writes allocate as they go.
+            Err(_) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// Zeros a byte range: punch a hole where the filesystem can, write zeros where it cannot.
