@@ -4,33 +4,58 @@
 //! Handles a raw image (append a footer, growing the file to the MiB boundary as a hole), a
 //! fixed VHD with an unaligned size (realign), and a fixed VHD with a bad checksum or
 //! inconsistent footer fields (rewrite the footer). Dynamic and differencing disks need their
-//! data moved: use `convert`.
+//! data moved: use `convert`. With a [`TablePlanner`] (the CLI passes the GPT one), a GPT
+//! whose backup is not on the new last LBA is moved there as part of the fix (see
+//! [`super::table`]).
 //!
 //! # Crash safety
 //!
-//! The steps are ordered so that, until the last one, the file still reads as the old image,
-//! and after the last one as the new image; each step is flushed before the next. The last step
-//! (the *commit*) is a single 512-byte write of the new footer at a sector-aligned offset, or a
-//! single `ftruncate`, so a kill cannot leave half of it:
+//! The steps are ordered so that, until the *commit*, the file still reads as the old image,
+//! and after it as the new container; each step is flushed (fsync) before the next. The commit
+//! is a single 512-byte write of the new footer at a sector-aligned offset, or a single
+//! `ftruncate`, so a kill cannot leave half of it:
 //!
-//! 1. If the new end of the disk lies past the old footer: write a **copy of the old footer**
-//!    at the new end. A VHD reader finds its footer at the end of the file and reads the old
-//!    disk `[0, S)`; the file is merely longer.
-//! 2. **Zero** the bytes between the old disk size `S` and the new size `V` (the old footer
+//! 1. A raw image whose partition table moves: write a **footer describing the old disk** at
+//!    the new end `V`. The file reads as the old disk `[0, S)`, now as a fixed VHD.
+//! 2. A VHD whose new end lies past its old footer: write a **copy of the old footer** at `V`.
+//!    A VHD reader finds its footer at the end of the file and reads the old disk `[0, S)`;
+//!    the file is merely longer.
+//! 3. **Zero** the bytes between the old disk size `S` and the new size `V` (the old footer
 //!    among them). They lie outside the old disk, so the old reading does not change.
-//! 3. **Write the new footer** at `V`. If the file is already `V + 512` long this is the commit.
-//! 4. Otherwise (the file was longer than needed) **truncate** to `V + 512`: the commit.
+//! 4. **Stage** the new partition-table structures (the new backup GPT: entry array, then
+//!    header) at the end of the new disk: outside the old disk, pointed at by nothing.
+//! 5. **Write the new footer** at `V`. If the file is already `V + 512` long this is the commit.
+//! 6. Otherwise (the file was longer than needed) **truncate** to `V + 512`: the commit.
+//! 7. **Repoint** the partition table: one write of the primary GPT header (alternate LBA, last
+//!    usable LBA, CRC) together with the protective MBR (LBA 0 and 1 are one 1024-byte write
+//!    within one page, which a kill cannot split). With 4096-byte sectors LBA 0 and LBA 1 are
+//!    4 KiB apart: the MBR is written first, then the header's first 512 bytes.
 //!
-//! For a raw image only step 3 runs: one write that both extends the file and puts the footer
-//! in place.
+//! For a raw image without a table change only step 5 runs: one write that both extends the
+//! file and puts the footer in place.
+//!
+//! Between the commit and step 7 (one step; two with 4096-byte sectors) the file is the new
+//! fixed VHD whose primary GPT header still points at the old backup, intact in the middle of
+//! the disk: the Linux kernel uses the valid primary and only warns (`block/partitions/efi.c`),
+//! so it sees every partition; `sgdisk -v` reports
+//! exactly one problem ("The secondary header's self-pointer indicates that it doesn't reside
+//! at the end of the disk"); vhdprep `check` a BOOT-001 warning; a re-run of `fix` finishes
+//! it. No order avoids this window: the disk size (the footer) and the header's alternate LBA
+//! change in two writes at different places, and the other order (header first) leaves a
+//! primary header whose usable range ends past the old disk, which the kernel rejects (it
+//! reads the backup only when booted with `gpt`: no partitions) and `sgdisk -v` counts as four
+//! problems. Neither write is torn by a kill;
+//! after a power loss a 512-byte sector write is atomic on disks, and the 1024-byte one could
+//! at worst leave one of its two sectors old, which is the window state or the finished one.
 //!
 //! # Other writers
 //!
 //! [`apply_fix`] refuses a file that changed since [`plan_fix`] read it (length, last sector,
 //! modification time), stops before a step if the file is not as its previous step left it,
-//! and fails after the commit unless the file is exactly `V + 512` bytes ending in the new
-//! footer. Its own completed steps keep the old reading, so a stopped fix can be re-run once
-//! the other writer is gone.
+//! refuses to repoint a partition table whose sectors hold neither the bytes it planned from
+//! nor its own, and fails after the last step unless the file is exactly `V + 512` bytes
+//! ending in the new footer with every table write in place. Its own completed steps keep the
+//! old reading, so a stopped fix can be re-run once the other writer is gone.
 
 use super::table::{self, TablePlanner, TableWrite};
 use super::{fault, Stamp};

@@ -14,7 +14,7 @@
 //! - [`TableUpdate::repoint`]: single writes, after the container commit, that make the table
 //!   use them (the primary GPT header, with the protective MBR when both fit in one write).
 //!
-//! [`grow`] picks the new size: the next whole MiB, or one more when the new structures would
+//! `grow` picks the new size: the next whole MiB, or one more when the new structures would
 //! otherwise overlap the end of the old disk (where the old backup GPT lies, which must stay
 //! whole until the primary header points away from it).
 

@@ -443,7 +443,11 @@ fn placement_findings(
                     ),
                     format!("GPT header at LBA 1 field AlternateLBA, sector size {ss}"),
                 )
-                .with_remediation("Move the backup GPT to the end: `sgdisk -e <disk>`."),
+                .with_remediation(
+                    "Move the backup GPT to the end: `vhdprep fix --in-place <disk>` (raw image \
+                     or fixed VHD), or `sgdisk -e <disk>` on a raw image (never on a VHD file: \
+                     sgdisk takes its footer for the last sector and writes over it).",
+                ),
             );
         }
     }
