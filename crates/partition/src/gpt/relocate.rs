@@ -114,6 +114,9 @@ pub enum RelocateError {
         /// Bytes needed (at least 512 and the header size).
         want: usize,
     },
+    /// A table without entries: no array to move (no tool writes one).
+    #[error("the GPT has no partition entries")]
+    NoEntries,
     /// The new layout would leave fewer usable sectors than the old one.
     #[error(
         "on a disk of {new_sectors} sectors the last usable LBA would be {new_last_usable}, \
@@ -171,6 +174,9 @@ pub fn relocate_headers(primary: &[u8], new_sectors: u64) -> Result<MovedHeaders
     }
     let ss = u32::try_from(primary.len()).unwrap_or(u32::MAX);
     let array_sectors = h.array_sectors(ss);
+    if array_sectors == 0 {
+        return Err(RelocateError::NoEntries);
+    }
     let backup_lba = new_sectors.saturating_sub(1);
     let array_lba = backup_lba.saturating_sub(array_sectors);
     let last_usable = array_lba.saturating_sub(1);

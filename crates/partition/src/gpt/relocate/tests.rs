@@ -253,7 +253,13 @@ fn headers_keep_every_other_byte_and_their_crcs() {
             .all(|&i| (16..20).contains(&i) || (32..40).contains(&i) || (48..56).contains(&i)),
         "{changed:?}"
     );
-    // A header that does not parse, and a disk too small for the table.
+    // No entries, a header that does not parse, and a disk too small for the table.
+    let mut empty = GptHeader::parse(&sector).unwrap();
+    empty.num_entries = 0;
+    assert_eq!(
+        relocate_headers(&empty.to_sector(4096), 1000),
+        Err(RelocateError::NoEntries)
+    );
     assert!(matches!(
         relocate_headers(&[0u8; 512], 1000),
         Err(RelocateError::Header(_))
