@@ -53,6 +53,7 @@ fn raw_becomes_fixed_vhd_without_copying() {
     assert_eq!(v["format"], "vhd-fixed");
     assert_eq!(finding_ids(&v), Vec::<String>::new());
     assert_eq!(code, 0);
+    assert_own_check_clean(&raw);
     // A second run has nothing to do and changes nothing.
     let mtime = std::fs::metadata(&raw).unwrap().mtime_nsec();
     let again = fix(&raw);
@@ -71,6 +72,7 @@ fn aligned_raw_gets_only_a_footer() {
     let f = footer_of(&raw);
     assert_eq!(f.current_size, 64 * MIB);
     assert!(f.checksum_valid());
+    assert_own_check_clean(&raw);
 }
 
 #[test]
@@ -107,6 +109,7 @@ fn huge_sparse_raw_above_2_tib() {
     assert!(read_at(&raw, len, (new_size - len) as usize)
         .iter()
         .all(|&b| b == 0));
+    assert_own_check_clean(&raw);
 }
 
 fn read_at(path: &std::path::Path, off: u64, n: usize) -> Vec<u8> {
@@ -143,6 +146,7 @@ fn misaligned_qemu_vhd_is_realigned() {
     assert_eq!(new_size, old_size.div_ceil(MIB) * MIB);
     assert!(qemu_identical(&orig, "vpc", &vhd, "vpc"));
     assert_eq!(finding_ids(&info_json(&vhd).0), Vec::<String>::new());
+    assert_own_check_clean(&vhd);
 }
 
 #[test]
@@ -181,6 +185,7 @@ fn bad_checksum_and_odd_fields_are_rewritten() {
     assert_eq!(fixed.unique_id, id, "the disk keeps its identity");
     assert!(qemu_identical(&raw, "raw", &vhd, "vpc"));
     assert_eq!(info_json(&vhd).1, 0);
+    assert_own_check_clean(&vhd);
 }
 
 #[test]
@@ -199,6 +204,7 @@ fn file_longer_than_its_footer_says_is_truncated_to_size() {
     assert!(fix(&vhd).status.success());
     assert_eq!(std::fs::metadata(&vhd).unwrap().len(), 20 * MIB + 512);
     assert!(qemu_identical(&raw, "raw", &vhd, "vpc"));
+    assert_own_check_clean(&vhd);
 }
 
 #[test]

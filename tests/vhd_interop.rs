@@ -58,6 +58,7 @@ fn qemu_reads_our_fixed_vhd_from_raw() {
     assert_eq!(v["footer"]["checksum_valid"], true);
     assert_eq!(finding_ids(&v), Vec::<String>::new());
     assert_eq!(code, 0);
+    assert_own_check_clean(&out);
 }
 
 #[test]
@@ -81,6 +82,7 @@ fn convert_output_is_sparse() {
         "output allocates {allocated} bytes for 4 KiB of data"
     );
     assert!(qemu_identical(&raw, "raw", &out, "vpc"));
+    assert_own_check_clean(&out);
 }
 
 #[test]
@@ -106,6 +108,7 @@ fn qemu_reads_our_conversion_of_a_qemu_dynamic_vhd() {
         qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB,
         0
     );
+    assert_own_check_clean(&out);
 }
 
 #[test]
@@ -135,6 +138,7 @@ fn qemu_reads_our_conversion_of_a_misaligned_qemu_fixed_vhd() {
         qemu_info(&out, "vpc")["virtual-size"].as_u64().unwrap() % MIB,
         0
     );
+    assert_own_check_clean(&out);
 }
 
 #[test]

@@ -119,6 +119,7 @@ fn fix_in_place_past_the_file_size_limit_leaves_the_image_as_it_was() {
     );
     let (info, code) = info_json(&img);
     assert_eq!((info["format"].as_str(), code), (Some("vhd-fixed"), 0));
+    assert_own_check_clean(&img);
 }
 
 // ---- The source or the image changed by another process ----
@@ -456,6 +457,7 @@ fn convert_onto_a_full_disk_fails_cleanly_and_a_rerun_with_space_completes() {
     assert!(qemu_identical(&src, "raw", &dst, "vpc"));
     assert_eq!(std::fs::metadata(&dst).unwrap().len(), 16 * MIB + 512);
     assert_eq!(sha(&src), before);
+    assert_own_check_clean(&dst);
 }
 
 #[test]
@@ -504,6 +506,7 @@ fn fix_in_place_on_a_full_disk_leaves_the_image_as_it_was() {
         assert_eq!(info["virtual_size"].as_u64(), Some(size));
         assert_eq!(std::fs::metadata(img).unwrap().len(), size + 512);
         assert!(qemu_identical(orig, fmt, img, "vpc"), "{}", img.display());
+        assert_own_check_clean(img);
     }
 }
 

@@ -6,6 +6,7 @@ use clap::Args;
 use std::path::{Path, PathBuf};
 use vhdprep::disk::write::{convert, ConvertOptions, StaleTemp};
 use vhdprep::disk::DiskImage;
+use vhdprep::partition::gpt::GptRelocator;
 
 #[derive(Args)]
 pub struct ConvertArgs {
@@ -49,11 +50,16 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             creator_app: args.creator,
             progress: Some(&mut tick),
             on_stale_removed: Some(&mut said_removed),
+            table: Some(&GptRelocator),
         },
     );
     // Cleared on failure too, so that the error is one line and not the tail of a bar.
     bar.finish_and_clear();
     let report = report?;
+    // Always said, even with -q: a table left alone is never silent.
+    for n in &report.table_notes {
+        eprintln!("{}: note: {n}", args.dst.display());
+    }
     if !args.quiet {
         eprintln!(
             "{}: {} {} -> fixed VHD {} ({}; {} of data written, the rest left as holes)",
@@ -71,6 +77,9 @@ pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
             },
             human_bytes(report.stats.bytes_written),
         );
+        for c in &report.table_changes {
+            eprintln!("  - {c}");
+        }
     }
     Ok(EXIT_OK)
 }

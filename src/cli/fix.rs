@@ -3,8 +3,9 @@
 use super::{human_bytes, CliError, EXIT_OK};
 use clap::Args;
 use std::path::PathBuf;
-use vhdprep::disk::write::{apply_fix, plan_fix};
+use vhdprep::disk::write::{apply_fix, plan_fix, FixStep};
 use vhdprep::disk::DiskImage;
+use vhdprep::partition::gpt::GptRelocator;
 
 #[derive(Args)]
 pub struct FixArgs {
@@ -27,9 +28,12 @@ pub fn run(args: FixArgs) -> Result<i32, CliError> {
         )));
     }
     let image = DiskImage::open(&args.image)?;
-    let plan = plan_fix(&image)?;
+    let plan = plan_fix(&image, Some(&GptRelocator))?;
     drop(image);
     let name = args.image.display();
+    for n in &plan.notes {
+        outln!("{name}: note: {n}");
+    }
     if plan.is_noop() {
         outln!(
             "{name}: already a fixed VHD of {} with a valid footer; nothing to do",
@@ -47,9 +51,27 @@ pub fn run(args: FixArgs) -> Result<i32, CliError> {
     for r in &plan.reasons {
         outln!("  - {r}");
     }
-    outln!("  steps vhdprep {verb} take (the file reads as the old image until the last one):");
+    match plan.commit {
+        Some(c) if c + 1 < plan.steps.len() => outln!(
+            "  steps vhdprep {verb} take (the file reads as the old image until step {}, the commit; the steps after it point the partition table at its moved backup):",
+            c + 1
+        ),
+        Some(_) => outln!(
+            "  steps vhdprep {verb} take (the file reads as the old image until the last one, the commit):"
+        ),
+        None => outln!(
+            "  steps vhdprep {verb} take (the container is already right; the partition table reads as before until the last one):"
+        ),
+    }
     for (i, s) in plan.steps.iter().enumerate() {
-        outln!("    {}. {s}", i + 1);
+        let mark = if Some(i) == plan.commit {
+            " [commit]"
+        } else if matches!(s, FixStep::RepointTable(_)) {
+            " [partition table]"
+        } else {
+            ""
+        };
+        outln!("    {}. {s}{mark}", i + 1);
     }
     if args.dry_run {
         outln!("  dry run: nothing was written");

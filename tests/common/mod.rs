@@ -565,3 +565,131 @@ pub fn stopped_after(k: u32, args: &[&str], meanwhile: impl FnOnce()) -> Output 
     assert!(out.status.success(), "kill -CONT {pid} failed");
     child.wait_with_output().unwrap()
 }
+
+/// Runs `vhdprep check --format json` on a disk the writers produced and asserts that vhdprep
+/// would not warn about what it wrote: no container finding the writers decide (VHD-001 to
+/// VHD-006, VHD-014, VHD-015), and on a disk with a partition table (LBA 0 ends in `55 AA`) no
+/// BOOT-001 finding but the information that an MBR is hybrid (the source's design); a disk of
+/// test data without a table has exactly BOOT-001's "no partition table". The size and sector-size rules (VHD-007 to VHD-013, VHD-016) judge what
+/// the source is, not how it was written. Returns the report.
+pub fn assert_own_check_clean(path: &Path) -> serde_json::Value {
+    let out = run(&["check", "--format", "json", path.to_str().unwrap()]);
+    let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "check --format json on {} is not JSON ({e}): {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    let mut lba0 = [0u8; 512];
+    File::open(path)
+        .unwrap()
+        .read_exact_at(&mut lba0, 0)
+        .unwrap();
+    let has_table = lba0[510..] == [0x55, 0xAA];
+    let writers = [
+        "VHD-001", "VHD-002", "VHD-003", "VHD-004", "VHD-005", "VHD-006", "VHD-014", "VHD-015",
+    ];
+    let bad: Vec<String> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter(|f| {
+            let id = f["id"].as_str().unwrap_or("");
+            let msg = f["message"].as_str().unwrap_or("");
+            let fact = msg.starts_with("Hybrid MBR:");
+            writers.contains(&id)
+                || (id == "BOOT-001" && !fact && (has_table || !msg.contains("no partition table")))
+        })
+        .map(|f| format!("{} {}: {}", f["id"], f["severity"], f["message"]))
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "vhdprep check warns about what vhdprep wrote in {}:\n{}",
+        path.display(),
+        bad.join("\n")
+    );
+    report
+}
+
+/// What `sgdisk -v` says about a disk (a raw file or a block device): the number of problems
+/// it counts, the first line of each `Problem:` paragraph, and whether it found every CRC
+/// right (a damaged backup header is no "problem" to sgdisk -v, which rebuilds it in memory,
+/// but it says "One or more CRCs don't match" on stderr). sgdisk exits 0 either way.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SgdiskVerdict {
+    /// "Identified N problems!" (0 for "No problems found").
+    pub problems: usize,
+    /// First lines of the `Problem:` paragraphs.
+    pub lines: Vec<String>,
+    /// No "CRCs don't match" warning.
+    pub crcs_match: bool,
+}
+
+impl SgdiskVerdict {
+    /// No problem and every CRC right: a disk sgdisk accepts as it is.
+    pub fn is_clean(&self) -> bool {
+        self.problems == 0 && self.crcs_match
+    }
+
+    /// The one problem of a disk whose backup GPT is not on its last LBA.
+    pub fn is_only_misplaced_backup(&self) -> bool {
+        self.crcs_match
+            && self.problems == 1
+            && self.lines.len() == 1
+            && self.lines[0].contains("secondary header's self-pointer")
+    }
+}
+
+/// Runs `sgdisk -v` on `disk`.
+pub fn sgdisk_verify(disk: &Path) -> SgdiskVerdict {
+    let out = tool("sgdisk", "gdisk", &["-v", disk.to_str().unwrap()]);
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let problems = if text.contains("No problems found") {
+        0
+    } else {
+        text.lines()
+            .find_map(|l| {
+                l.strip_prefix("Identified ")
+                    .and_then(|r| r.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("sgdisk -v said neither: {text}"))
+    };
+    let lines = text
+        .lines()
+        .filter(|l| l.starts_with("Problem:"))
+        .map(str::to_string)
+        .collect();
+    let crcs_match = !String::from_utf8_lossy(&out.stderr).contains("CRCs don't match");
+    SgdiskVerdict {
+        problems,
+        lines,
+        crcs_match,
+    }
+}
+
+/// Runs sgdisk with `args` on `disk`, asserting success.
+pub fn sgdisk(disk: &Path, args: &[&str]) {
+    let mut all: Vec<&str> = args.to_vec();
+    all.push(disk.to_str().unwrap());
+    let out = tool("sgdisk", "gdisk", &all);
+    assert!(
+        out.status.success(),
+        "sgdisk {all:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The virtual disk of a fixed VHD of `size` bytes as a sparse raw file (the file minus its
+/// footer), for tools that read raw disks (sgdisk, sfdisk, cmp).
+pub fn virtual_raw(vhd: &Path, size: u64, out: &Path) {
+    sparse_copy(vhd, out);
+    File::options()
+        .write(true)
+        .open(out)
+        .unwrap()
+        .set_len(size)
+        .unwrap();
+}

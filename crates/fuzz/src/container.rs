@@ -241,6 +241,16 @@ pub fn partition_table(data: &[u8]) {
             Err(e) => drop(e.to_string()),
         }
     }
+    // What convert and fix ask of the table when they pad the disk (and one MiB more, as they
+    // do when the new backup GPT would overlap the old disk).
+    use vhdprep_disk::write::TablePlanner;
+    let size = vhdprep_disk::round_up_to_mib(disk.len());
+    for grown in [size, size + vhdprep_disk::MIB] {
+        match vhdprep_partition::gpt::GptRelocator.plan(&disk, grown) {
+            Ok(u) => drop(format!("{u:?}")),
+            Err(e) => drop(e.to_string()),
+        }
+    }
 }
 
 /// Everything a caller takes from a table: ids, partitions and their slices, the findings

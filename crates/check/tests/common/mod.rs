@@ -329,7 +329,9 @@ impl Variant {
     /// compared with qemu-img's in tests/vhd_interop.rs), so container rules stay quiet.
     pub fn make_vhd(&mut self) -> &mut Self {
         let image = DiskImage::open(&self.path).unwrap();
-        let plan = vhdprep_disk::write::plan_fix(&image).unwrap();
+        let plan =
+            vhdprep_disk::write::plan_fix(&image, Some(&vhdprep_partition::gpt::GptRelocator))
+                .unwrap();
         drop(image);
         vhdprep_disk::write::apply_fix(&plan).unwrap();
         self

@@ -10,12 +10,13 @@
 //! that is neither the old nor the new content.
 
 use super::copy::{copy_sparse, CopyError, CopyStats};
+use super::table::{self, TablePlanner, TableUpdate};
 use super::temp::{self, StaleTemp};
 use super::{fault, sync_parent_dir, Stamp};
 use crate::error::{DiskError, Result};
 use crate::image::DiskImage;
 use crate::vhd::{Footer, FOOTER_SIZE};
-use crate::{round_up_to_mib, Format};
+use crate::Format;
 use std::os::unix::fs::{FileExt, MetadataExt};
 use std::path::Path;
 
@@ -31,6 +32,9 @@ pub struct ConvertOptions<'a> {
     /// behind and this one removed, as it removes it (before the copy starts, so also when the
     /// conversion then fails). The library never prints; a command line says what was removed.
     pub on_stale_removed: Option<&'a mut dyn FnMut(&StaleTemp)>,
+    /// Fits the partition table to the padded disk (`vhdprep_partition::gpt::GptRelocator`
+    /// moves the backup GPT to the new end). `None`: the table is copied as it is.
+    pub table: Option<&'a dyn TablePlanner>,
 }
 
 impl Default for ConvertOptions<'_> {
@@ -40,6 +44,7 @@ impl Default for ConvertOptions<'_> {
             creator_app: crate::vhd::footer::VHDPREP_CREATOR,
             progress: None,
             on_stale_removed: None,
+            table: None,
         }
     }
 }
@@ -57,6 +62,10 @@ pub struct ConvertReport {
     pub stats: CopyStats,
     /// The footer written.
     pub footer: Footer,
+    /// What was changed in the partition table (empty when nothing was).
+    pub table_changes: Vec<String>,
+    /// What the partition table planner left alone, and why.
+    pub table_notes: Vec<String>,
 }
 
 /// Converts `src` to a fixed VHD at `dst`.
@@ -89,7 +98,7 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         });
     }
     let watch = SourceWatch::start(src)?;
-    let virtual_size = round_up_to_mib(source_size);
+    let (virtual_size, update) = table::grow(disk.as_ref(), opts.table, src.path())?;
     let mut ignore = |_: &StaleTemp| {};
     let on_stale: &mut dyn FnMut(&StaleTemp) = match opts.on_stale_removed.as_mut() {
         Some(f) => *f,
@@ -111,6 +120,7 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         disk.as_ref(),
         tmp.as_file(),
         virtual_size,
+        &update,
         opts.creator_app,
         progress,
         &watch,
@@ -142,15 +152,19 @@ pub fn convert(src: &DiskImage, dst: &Path, mut opts: ConvertOptions<'_>) -> Res
         virtual_size,
         stats,
         footer,
+        table_changes: update.changes,
+        table_notes: update.notes,
     })
 }
 
 /// Writes the whole converted disk into the temporary file `out`: sized, data copied, footer
 /// written, flushed; then checks that the source did not change meanwhile.
+#[allow(clippy::too_many_arguments)]
 fn build(
     disk: &dyn crate::read_at::ReadAt,
     out: &std::fs::File,
     virtual_size: u64,
+    update: &TableUpdate,
     creator_app: [u8; 4],
     progress: &mut dyn FnMut(u64, u64),
     watch: &SourceWatch<'_>,
@@ -161,6 +175,13 @@ fn build(
         .map_err(write_err("cannot size the converted disk"))?;
     fault::step("sized output");
     let stats = copy_data(disk, out, progress, watch, dst)?;
+    // The moved partition-table structures, into the output only (the source is never
+    // written); all before the footer and the flush that precede the rename.
+    for w in update.writes() {
+        out.write_all_at(&w.bytes, w.offset).map_err(write_err(
+            "cannot write the partition table of the converted disk",
+        ))?;
+    }
     let mut footer = Footer::new_fixed(virtual_size);
     footer.creator_app = creator_app;
     out.write_all_at(&footer.to_bytes(), virtual_size)

@@ -18,7 +18,8 @@
 //!   one reported. A full disk or a failing device makes `convert` return an error, never
 //!   wait forever (issue 17: a 100 MiB source onto a 64 MiB ext4 used to hang with both
 //!   threads waiting on each other).
-//! - **`convert`** only reads the source. The output is built in a hidden temporary file next
+//! - **`convert`** only reads the source (a moved backup GPT and the rewritten primary header
+//!   go into the output, before its flush). The output is built in a hidden temporary file next
 //!   to the destination, flushed, then renamed into place: the destination is either absent
 //!   (with `--force`: the old one, untouched) or a complete, flushed VHD. On an error the
 //!   temporary file is removed, so the space it took is given back; if it cannot be removed
@@ -40,18 +41,24 @@
 //!   (a shrink can otherwise read as a trailing hole, i.e. zeros where the data was).
 //! - **`fix --in-place`** orders its steps so the file reads as the old image until a
 //!   single-sector (or single `ftruncate`) commit, and as the new one after it; each step is
-//!   flushed. A step that fails (full disk) stops the fix with the file reading as the old
-//!   image; where writes in place need no new space (tmpfs, ext4, XFS: not btrfs) only the
-//!   first step allocates, so a full disk leaves the file byte for byte as it was. A flush
-//!   that fails after the commit's write leaves the file reading as the new image (not yet
-//!   known to be durable) and the fix reports the failure; running it again completes it.
-//!   Before each step the file's length and modification time must be what vhdprep's last
-//!   step left, and after the commit the file must be `V + 512` bytes ending in the new
-//!   footer; otherwise the fix stops with an error, never reporting success on a file
-//!   someone else changed. What cannot be seen: a change by another process in the
-//!   microseconds between that check and the next write, or one that leaves length and
-//!   timestamp alone. Advisory locks would not help (`truncate` and most writers ignore
-//!   them): do not fix an image another program is writing.
+//!   flushed. A GPT disk that grows adds one write after the commit, pointing the primary
+//!   header at the backup GPT moved to the new end: until it, the file is the new container
+//!   with the old, intact backup in use (the kernel reads it; `sgdisk -v` counts one problem;
+//!   a re-run finishes it). See the crash-safety section of `fix.rs` for why that window
+//!   cannot be closed. A step that fails (full disk) before the commit stops the fix with the
+//!   file reading as the old image; the blocks the steps will write are reserved
+//!   (`fallocate`) before the first one, so where writes in place need no new space (tmpfs,
+//!   ext4, XFS: not btrfs) a full disk fails before anything is written, the file byte for
+//!   byte as it was. A flush that fails after the commit's write leaves the file reading as
+//!   the new image (not yet known to be durable) and the fix reports the failure; running it
+//!   again completes it. Before each step the file's length and modification time must be
+//!   what vhdprep's last step left, and after the last step the file must be `V + 512` bytes
+//!   ending in the new footer, with the partition-table writes in place; otherwise the fix
+//!   stops with an error, never reporting success on a file someone else changed.
+//!   What cannot be seen: a change by another process in the microseconds between that check
+//!   and the next write, or one that leaves length and timestamp alone. Advisory locks would
+//!   not help (`truncate` and most writers ignore them): do not fix an image another program
+//!   is writing.
 //! - **Errors** are one line naming the file at fault (the source for a failed read or a
 //!   change underneath, the destination for a failed write), the disk offset where a copy
 //!   failed, and the cause in plain words before the system's own text ([`crate::reason`]):
@@ -63,11 +70,13 @@ mod convert;
 mod copy;
 pub mod fault;
 mod fix;
+pub mod table;
 mod temp;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
 pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
+pub use table::{TablePlanner, TableUpdate, TableWrite};
 pub use temp::StaleTemp;
 
 use std::fs::File;

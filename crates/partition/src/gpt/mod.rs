@@ -3,6 +3,8 @@
 //! - [`header`]: the header sector (fields, CRC, self-consistency, placement).
 //! - [`entry`]: one partition entry (GUIDs, LBAs, attributes, UTF-16LE name), any
 //!   128 × 2^n entry size.
+//! - [`relocate`]: moving the backup GPT to the end of a grown disk (what the writers call,
+//!   through [`GptRelocator`], when they pad a disk to a whole MiB).
 //! - this module: [`read_gpt`] reads the primary copy (header at LBA 1 and its array) and the
 //!   backup copy (header at the primary's `alternate_lba`, which must be the last LBA of the
 //!   virtual disk, and its array), picks a good one, and reports every discrepancy as a
@@ -16,6 +18,9 @@
 
 pub mod entry;
 pub mod header;
+pub mod relocate;
+
+pub use relocate::GptRelocator;
 
 use crate::error::{read_exact, PartitionError};
 use crate::rules::{self, finding};
@@ -438,7 +443,11 @@ fn placement_findings(
                     ),
                     format!("GPT header at LBA 1 field AlternateLBA, sector size {ss}"),
                 )
-                .with_remediation("Move the backup GPT to the end: `sgdisk -e <disk>`."),
+                .with_remediation(
+                    "Move the backup GPT to the end: `vhdprep fix --in-place <disk>` (raw image \
+                     or fixed VHD), or `sgdisk -e <disk>` on a raw image (never on a VHD file: \
+                     sgdisk takes its footer for the last sector and writes over it).",
+                ),
             );
         }
     }
