@@ -171,7 +171,8 @@ fn fix_in_place_on_a_full_ext4_or_xfs_leaves_the_image_as_it_was() {
             &p(dir.path(), fstype),
         );
         // A raw image of 20 MiB + 100 bytes of data: the fix writes its footer at 21 MiB,
-        // on a block not yet allocated, and the rest of the filesystem is full.
+        // on a block not yet allocated, and the rest of the filesystem is full. The fix
+        // reserves the blocks its steps will write before the first one, so it stops there.
         let img = mnt.join("disk.raw");
         dense_raw(&img, 20);
         let f = std::fs::OpenOptions::new().write(true).open(&img).unwrap();
@@ -188,7 +189,7 @@ fn fix_in_place_on_a_full_ext4_or_xfs_leaves_the_image_as_it_was() {
             &out,
             &[
                 img.to_str().unwrap(),
-                "cannot write the footer",
+                "cannot reserve space for the fix",
                 "the disk holding it is full",
             ],
         );
