@@ -187,7 +187,6 @@ mod tests {
         assert_eq!(get(3), 3); // evicts 2
         assert_eq!(get(1), 1); // still cached
         assert_eq!(get(2), 2); // reloaded
-        drop(get);
         assert_eq!(loads, 4);
     }
 }

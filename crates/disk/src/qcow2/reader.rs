@@ -435,3 +435,223 @@ impl ReadAt for Qcow2Disk {
         Ok(None)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::qcow2::header::{read_header, tests::v3, INCOMPAT_DATA_FILE, INCOMPAT_EXTL2};
+    use crate::qcow2::l2::{COMPRESSED, ZERO};
+    use std::io::Write;
+    use std::sync::Arc;
+
+    const CS: usize = 4096;
+
+    /// A 1 MiB disk of 4 KiB clusters: header, L1 at cluster 1, L2 at 2, data at 3,
+    /// compressed data at 4. Guest cluster 0 = data (0xAA), 1 = zero flag over data, 2 =
+    /// compressed (0x5B), 3 = unallocated, 5 = data again (0xCC, cluster 5).
+    fn image() -> Vec<u8> {
+        let mut b = v3(12);
+        b[40..48].copy_from_slice(&(CS as u64).to_be_bytes());
+        b.resize(6 * CS, 0);
+        let l1 = (2 * CS as u64) | 1 << 63;
+        b[CS..CS + 8].copy_from_slice(&l1.to_be_bytes());
+        b[3 * CS..4 * CS].fill(0xAA);
+        b[5 * CS..6 * CS].fill(0xCC);
+        let mut z = flate2::write::DeflateEncoder::new(Vec::new(), flate2::Compression::fast());
+        z.write_all(&[0x5B; CS]).unwrap();
+        let z = z.finish().unwrap();
+        b[4 * CS..4 * CS + z.len()].copy_from_slice(&z);
+        let sectors = (z.len() as u64).div_ceil(512) - 1;
+        let entries = [
+            (3 * CS as u64) | (1 << 63),
+            (3 * CS as u64) | ZERO,
+            COMPRESSED | (sectors << (62 - 4)) | (4 * CS as u64),
+            0,
+            0,
+            5 * CS as u64,
+        ];
+        set_l2(&mut b, &entries);
+        b
+    }
+
+    fn set_l2(b: &mut [u8], entries: &[u64]) {
+        for (i, e) in entries.iter().enumerate() {
+            b[2 * CS + 8 * i..2 * CS + 8 * i + 8].copy_from_slice(&e.to_be_bytes());
+        }
+    }
+
+    fn open(b: Vec<u8>, parent: Option<SharedDisk>) -> Result<Qcow2Disk, Qcow2Error> {
+        let h = read_header(&b)?;
+        Qcow2Disk::open(Arc::new(b), h, parent)
+    }
+
+    #[test]
+    fn reads_every_kind_of_cluster() {
+        let d = open(image(), None).unwrap();
+        assert_eq!(d.len(), 1 << 20);
+        let mut all = vec![1u8; 1 << 20];
+        d.read_exact_at(&mut all, 0).unwrap();
+        assert!(all[..CS].iter().all(|&x| x == 0xAA));
+        assert!(all[CS..2 * CS].iter().all(|&x| x == 0));
+        assert!(all[2 * CS..3 * CS].iter().all(|&x| x == 0x5B));
+        assert!(all[3 * CS..5 * CS].iter().all(|&x| x == 0));
+        assert!(all[5 * CS..6 * CS].iter().all(|&x| x == 0xCC));
+        assert!(all[6 * CS..].iter().all(|&x| x == 0));
+        // Part of a compressed cluster (from the cached cluster), across into the next.
+        let mut b = [0u8; 200];
+        d.read_exact_at(&mut b, 3 * CS as u64 - 100).unwrap();
+        assert!(b[..100].iter().all(|&x| x == 0x5B) && b[100..].iter().all(|&x| x == 0));
+        assert_eq!(d.next_data(0).unwrap(), Some(0..CS as u64));
+        assert_eq!(
+            d.next_data(CS as u64).unwrap(),
+            Some(2 * CS as u64..3 * CS as u64)
+        );
+        assert_eq!(
+            d.next_data(3 * CS as u64).unwrap(),
+            Some(5 * CS as u64..6 * CS as u64)
+        );
+        assert_eq!(d.next_data(6 * CS as u64).unwrap(), None);
+    }
+
+    #[test]
+    fn unallocated_reads_the_parent_zero_clusters_do_not() {
+        let parent: SharedDisk = Arc::new(vec![0x11u8; 5 * CS]);
+        let d = open(image(), Some(parent)).unwrap();
+        let mut all = vec![1u8; 8 * CS];
+        d.read_exact_at(&mut all, 0).unwrap();
+        assert!(
+            all[CS..2 * CS].iter().all(|&x| x == 0),
+            "zero flag hides the parent"
+        );
+        assert!(
+            all[3 * CS..5 * CS].iter().all(|&x| x == 0x11),
+            "from the parent"
+        );
+        assert!(
+            all[6 * CS..].iter().all(|&x| x == 0),
+            "past the parent's end"
+        );
+        assert_eq!(
+            d.next_data(3 * CS as u64).unwrap(),
+            Some(3 * CS as u64..5 * CS as u64)
+        );
+    }
+
+    #[test]
+    fn refuses_bad_tables() {
+        let with = |f: &dyn Fn(&mut Vec<u8>)| {
+            let mut b = image();
+            f(&mut b);
+            open(b, None).unwrap_err()
+        };
+        let e = with(&|b| b[40..48].fill(0));
+        assert!(matches!(e, Qcow2Error::PointsAtHeader { .. }), "{e}");
+        let e = with(&|b| b[40..48].copy_from_slice(&4100u64.to_be_bytes()));
+        assert!(matches!(e, Qcow2Error::Unaligned { .. }), "{e}");
+        let e = with(&|b| b[40..48].copy_from_slice(&(u64::MAX - 4095).to_be_bytes()));
+        assert!(matches!(e, Qcow2Error::OutsideFile { .. }), "{e}");
+        let e = with(&|b| b[CS..CS + 8].copy_from_slice(&(64 * CS as u64).to_be_bytes()));
+        assert!(
+            e.to_string().contains(
+                "L2 table (4096 bytes at offset 262144) lies outside the 24576-byte file"
+            ),
+            "{e}"
+        );
+        let e = with(&|b| b[24..32].copy_from_slice(&(1u64 << 40).to_be_bytes()));
+        assert!(
+            matches!(e, Qcow2Error::L1TooSmall { entries: 1, .. }),
+            "{e}"
+        );
+        let e = with(&|b| {
+            b[20..24].copy_from_slice(&9u32.to_be_bytes());
+            b[36..40].copy_from_slice(&u32::MAX.to_be_bytes());
+            b[24..32].copy_from_slice(&(1u64 << 40).to_be_bytes());
+        });
+        assert!(matches!(e, Qcow2Error::L1TooLarge(_)), "{e}");
+        let e = with(&|b| b[32..36].copy_from_slice(&2u32.to_be_bytes()));
+        assert!(e.to_string().contains("encrypted (LUKS"), "{e}");
+        let e = with(&|b| b[72..80].copy_from_slice(&INCOMPAT_DATA_FILE.to_be_bytes()));
+        assert!(
+            e.to_string().contains("external data file (not named"),
+            "{e}"
+        );
+        let e = with(&|b| b[72..80].copy_from_slice(&(1u64 << 40).to_be_bytes()));
+        assert!(matches!(e, Qcow2Error::UnknownFeatures(_)), "{e}");
+        let e = with(&|b| b[72..80].copy_from_slice(&INCOMPAT_EXTL2.to_be_bytes()));
+        assert!(matches!(e, Qcow2Error::SmallExtendedL2(4096)), "{e}");
+        let e = with(&|b| {
+            b[8..16].copy_from_slice(&200u64.to_be_bytes());
+            b[16..20].copy_from_slice(&4u32.to_be_bytes());
+            b[200..204].copy_from_slice(b"base");
+        });
+        assert!(e.to_string().contains("backing file \"base\""), "{e}");
+    }
+
+    #[test]
+    fn bad_entries_fail_the_read_not_the_process() {
+        let read = |entries: &[u64]| {
+            let mut b = image();
+            set_l2(&mut b, entries);
+            let d = open(b, None).unwrap();
+            let mut buf = vec![0u8; 4 * CS];
+            d.read_exact_at(&mut buf, 0).map(|()| buf)
+        };
+        // Data past the end of the file.
+        let e = read(&[100 * CS as u64]).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+        assert!(
+            e.to_string()
+                .contains("data cluster (4096 bytes at offset 409600) lies outside"),
+            "{e}"
+        );
+        // Unaligned data cluster.
+        let e = read(&[3 * CS as u64 + 512]).unwrap_err();
+        assert!(e.to_string().contains("not aligned"), "{e}");
+        // A compressed cluster pointing at the header, and one past the end.
+        let e = read(&[COMPRESSED | 8]).unwrap_err();
+        assert!(
+            e.to_string().contains("compressed cluster at offset 8"),
+            "{e}"
+        );
+        let e = read(&[COMPRESSED | 1 << 40]).unwrap_err();
+        assert!(e.to_string().contains("outside"), "{e}");
+        // A data cluster pointing at the L2 table itself reads the table, and ends.
+        let buf = read(&[2 * CS as u64]).unwrap();
+        assert_eq!(buf[..8], (2 * CS as u64).to_be_bytes());
+        // Host offset 0 with the "copied" bit is unallocated (external data files only).
+        let buf = read(&[1 << 63]).unwrap();
+        assert!(buf[..CS].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn extended_entries_and_bad_bitmaps() {
+        // 16 KiB clusters with extended entries: 512-byte subclusters.
+        let cs = 16384usize;
+        let mut b = v3(14);
+        b[72..80].copy_from_slice(&INCOMPAT_EXTL2.to_be_bytes());
+        b[40..48].copy_from_slice(&(cs as u64).to_be_bytes());
+        b.resize(4 * cs, 0);
+        b[cs..cs + 8].copy_from_slice(&(2 * cs as u64).to_be_bytes());
+        b[3 * cs..4 * cs].fill(0xEE);
+        // Cluster 0: subclusters 0-1 allocated, 2 zero, rest unallocated.
+        let entry = 3 * cs as u64;
+        let bitmap = 0b11u64 | 0b100 << 32;
+        b[2 * cs..2 * cs + 8].copy_from_slice(&entry.to_be_bytes());
+        b[2 * cs + 8..2 * cs + 16].copy_from_slice(&bitmap.to_be_bytes());
+        let parent: SharedDisk = Arc::new(vec![0x22u8; cs]);
+        let h = read_header(&b).unwrap();
+        let d = Qcow2Disk::open(Arc::new(b.clone()), h, Some(parent)).unwrap();
+        let mut buf = vec![0u8; cs];
+        d.read_exact_at(&mut buf, 0).unwrap();
+        assert!(buf[..1024].iter().all(|&x| x == 0xEE));
+        assert!(buf[1024..1536].iter().all(|&x| x == 0));
+        assert!(buf[1536..].iter().all(|&x| x == 0x22));
+        // Allocated and zero at once.
+        let bad = 0b1u64 | 0b1 << 32;
+        b[2 * cs + 8..2 * cs + 16].copy_from_slice(&bad.to_be_bytes());
+        let h = read_header(&b).unwrap();
+        let d = Qcow2Disk::open(Arc::new(b), h, None).unwrap();
+        let e = d.read_exact_at(&mut buf, 0).unwrap_err();
+        assert!(e.to_string().contains("invalid subcluster bitmap"), "{e}");
+    }
+}
