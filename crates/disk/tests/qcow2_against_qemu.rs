@@ -489,18 +489,21 @@ fn backing_chain_of_three() {
         "cluster_size=4k",
         s(&mid),
     ]);
-    // Over the base's data: new data, a partial-cluster write (copy-on-write), zeros.
+    // Over the base's data: new data, a partial-cluster write (copy-on-write), whole zero
+    // clusters (the zero flag: they must not read the base's data).
     qemu_io(
         &mid,
         &[
             "write -P 0x66 100k 8k",
-            "write -P 0x67 7340032 1000",
-            "write -z 8M 1M",
+            "write -P 0x67 9437284 1000",
+            "write -z 7M 1M",
             "write -z 0 4k",
         ],
     );
     let top = dir.path().join("top.qcow2");
     // Larger than its backing: past the base's end the disk reads zeros or its own data.
+    // Its 2 MiB clusters leave 0..2M and 6M..8M to the parent; partial writes copy the
+    // parent's data into the rest of their cluster; a whole zero cluster at 8M hides both.
     qemu_img(&[
         "create",
         "-q",
@@ -518,17 +521,25 @@ fn backing_chain_of_three() {
     qemu_io(
         &top,
         &[
-            "write -P 0x77 1M 4k",
-            "write -z 8M 64k",
+            "write -P 0x77 2101248 4k",
+            "write -z 16M 64k",
             "write -P 0x78 30M 1M",
-            "write -z 7340032 512",
+            "write -z 8M 2M",
         ],
     );
     let expected = std::fs::read(convert_raw(dir.path(), &top)).unwrap();
     assert_eq!(expected.len() as u64, 40 * MIB);
+    let range = |a: u64, b: u64| a as usize..b as usize;
+    for r in [range(0, 4096), range(7 * MIB, 10 * MIB)] {
+        assert!(
+            expected[r.clone()].iter().all(|&b| b == 0),
+            "{r:?} reads zeros"
+        );
+        assert!(bytes[r.clone()].iter().any(|&b| b != 0), "{r:?} over data");
+    }
     assert_eq!(
-        &expected[(10 * MIB) as usize..(11 * MIB) as usize],
-        &bytes[(10 * MIB) as usize..(11 * MIB) as usize]
+        expected[range(4 * MIB, 6 * MIB)],
+        bytes[range(4 * MIB, 6 * MIB)]
     );
     let d = check(dir.path(), &top, &expected);
     assert_eq!(d.header().backing_file.as_deref(), Some("mid.qcow2"));

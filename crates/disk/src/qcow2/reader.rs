@@ -393,6 +393,8 @@ impl ReadAt for Qcow2Disk {
     fn next_data(&self, offset: u64) -> io::Result<Option<Range<u64>>> {
         let size = self.header.size;
         let mut at = offset;
+        // The parent has no data before this offset (asked once per call, not per extent).
+        let mut parent_clear_until = offset;
         while at < size {
             let (kind, len) = self.extent(at, size - at)?;
             let end = at + len;
@@ -420,15 +422,18 @@ impl ReadAt for Qcow2Disk {
                         _ => {}
                     }
                 }
-                Kind::Backing => {
+                Kind::Backing if end > parent_clear_until => {
                     if let Some(p) = &self.parent {
-                        if let Some(r) = p.next_data(at)? {
-                            if r.start < end {
+                        match p.next_data(at.max(parent_clear_until))? {
+                            Some(r) if r.start < end => {
                                 return Ok(Some(r.start.max(at)..r.end.min(end)));
                             }
+                            Some(r) => parent_clear_until = r.start,
+                            None => parent_clear_until = u64::MAX,
                         }
                     }
                 }
+                Kind::Backing => {}
             }
             at = end;
         }

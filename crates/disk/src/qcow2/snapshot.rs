@@ -80,9 +80,16 @@ pub fn read_snapshots(file: &dyn ReadAt, h: &Qcow2Header) -> Result<Vec<Snapshot
             offset: at,
             problem,
         };
+        // A short file is a damaged table; other read errors keep their kind.
+        let past_end = |e: std::io::Error| {
+            if e.kind() == std::io::ErrorKind::UnexpectedEof {
+                bad("the entry lies past the end of the file")
+            } else {
+                Qcow2Error::Io(e)
+            }
+        };
         let mut fixed = [0u8; 40];
-        file.read_exact_at(&mut fixed, at)
-            .map_err(|_| bad("the entry lies past the end of the file"))?;
+        file.read_exact_at(&mut fixed, at).map_err(past_end)?;
         let id_len = u64::from(be16(&fixed, 12));
         let name_len = u64::from(be16(&fixed, 14));
         let extra_len = be32(&fixed, 36);
@@ -92,8 +99,7 @@ pub fn read_snapshots(file: &dyn ReadAt, h: &Qcow2Header) -> Result<Vec<Snapshot
         // At most 40 + 1024 + 2 * 65535 bytes: bounded by the u16 lengths.
         let rest_len = u64::from(extra_len) + id_len + name_len;
         let mut rest = vec![0u8; rest_len as usize];
-        file.read_exact_at(&mut rest, at + 40)
-            .map_err(|_| bad("the entry lies past the end of the file"))?;
+        file.read_exact_at(&mut rest, at + 40).map_err(past_end)?;
         let extra = &rest[..extra_len as usize];
         let mut vm_state_size = u64::from(be32(&fixed, 32));
         let mut disk_size = None;
