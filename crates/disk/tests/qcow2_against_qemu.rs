@@ -127,10 +127,7 @@ fn open_chain_depth(path: &Path, depth: usize) -> Qcow2Disk {
     let file = open_raw(path);
     let header = qcow2::read_header(&*file).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let parent = header.backing_file.as_ref().map(|name| {
-        let p = path
-            .parent()
-            .unwrap()
-            .join(Path::new(name).file_name().unwrap());
+        let p = qcow2::backing_path_next_to(path, name).unwrap();
         match header.backing_format.as_deref() {
             Some("raw") => open_raw(&p),
             _ => Arc::new(open_chain_depth(&p, depth + 1)) as SharedDisk,

@@ -25,7 +25,42 @@ pub mod l2;
 pub mod reader;
 pub mod snapshot;
 
+use std::path::{Path, PathBuf};
+
 pub use error::Qcow2Error;
 pub use header::{read_header, CompressionType, HeaderExtension, Qcow2Header};
 pub use reader::Qcow2Disk;
 pub use snapshot::Snapshot;
+
+/// Where the backing file `name` (as the header stores it) is looked for: its file name in the
+/// directory of `image`. A name with directories, relative or absolute, is not followed as
+/// written, so that an image cannot make vhdprep open a host file of its choosing (README,
+/// "Hostile input"); a chain copied together into one directory, the usual case for images
+/// made elsewhere, resolves. `None` when the name has no file name (empty, `..`, `/`).
+pub fn backing_path_next_to(image: &Path, name: &str) -> Option<PathBuf> {
+    let file = Path::new(name).file_name()?;
+    Some(image.parent().unwrap_or(Path::new("")).join(file))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backing_names_resolve_next_to_the_image() {
+        let img = Path::new("/images/top.qcow2");
+        let p = |n| backing_path_next_to(img, n);
+        assert_eq!(p("base.qcow2"), Some(PathBuf::from("/images/base.qcow2")));
+        assert_eq!(
+            p("/var/lib/libvirt/base.qcow2"),
+            Some(PathBuf::from("/images/base.qcow2"))
+        );
+        assert_eq!(p("../../etc/shadow"), Some(PathBuf::from("/images/shadow")));
+        assert_eq!(p(".."), None);
+        assert_eq!(p(""), None);
+        assert_eq!(
+            backing_path_next_to(Path::new("top.qcow2"), "b.qcow2"),
+            Some(PathBuf::from("b.qcow2"))
+        );
+    }
+}

@@ -12,9 +12,9 @@ use std::io;
 use std::ops::Range;
 use std::sync::Mutex;
 
-/// Longest range one `next_data` answer covers, so that one call on a huge, fully allocated
-/// image walks at most a bounded number of L2 tables.
-const MAX_NEXT_DATA_SPAN: u64 = 1 << 30;
+/// Longest run of compressed clusters one `next_data` answer joins (64 MiB: 16 `convert`
+/// chunks), so that one call walks at most 2^17 L2 entries even with 512-byte clusters.
+const MAX_NEXT_DATA_SPAN: u64 = 64 << 20;
 
 /// What a run of guest bytes reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
