@@ -29,21 +29,6 @@ enum Kind {
     Compressed(u64),
 }
 
-/// Most threads one read decompresses on (the calling one included): 4, enough for the
-/// machines vhdprep runs on in CI, without one read taking over a large host.
-const MAX_DECOMPRESS_THREADS: usize = 4;
-/// Fewest whole compressed clusters per thread: below that, a thread costs more than it saves.
-const MIN_CLUSTERS_PER_THREAD: usize = 4;
-/// Most idle decoders kept between reads.
-const MAX_IDLE_WORKERS: usize = 8;
-
-/// A decoder and its input buffer, for one thread's share of a read.
-#[derive(Debug)]
-struct Worker {
-    decoder: Decompressor,
-    input: Vec<u8>,
-}
-
 /// The last decompressed cluster, and the decoders.
 #[derive(Debug)]
 struct CompressedCache {
@@ -68,10 +53,6 @@ pub struct Qcow2Disk {
     l1: Vec<u64>,
     cache: L2Cache,
     compressed: Mutex<CompressedCache>,
-    /// Idle decoders for whole clusters, reused across reads.
-    workers: Mutex<Vec<Worker>>,
-    /// Threads one read may decompress on.
-    threads: usize,
 }
 
 impl std::fmt::Debug for Qcow2Disk {
@@ -206,10 +187,6 @@ impl Qcow2Disk {
                 input: Vec::new(),
                 decoder,
             }),
-            workers: Mutex::new(Vec::new()),
-            threads: std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(MAX_DECOMPRESS_THREADS),
             header,
         })
     }
@@ -322,28 +299,6 @@ impl Qcow2Disk {
         buf: &mut [u8],
     ) -> Result<(), Qcow2Error> {
         let cs = self.cluster_size as usize;
-        let (at, len) = self.compressed_input(entry)?;
-        let mut c = self.compressed.lock().unwrap_or_else(|p| p.into_inner());
-        let c = &mut *c;
-        if c.entry != Some(entry) {
-            c.entry = None;
-            c.input.resize(len, 0);
-            self.file.read_exact_at(&mut c.input, at)?;
-            if in_cluster == 0 && buf.len() == cs {
-                // A whole cluster: straight into the caller's buffer, no copy.
-                return c.decoder.decompress(&c.input, buf, at);
-            }
-            c.cluster.resize(cs, 0);
-            c.decoder.decompress(&c.input, &mut c.cluster, at)?;
-            c.entry = Some(entry);
-        }
-        let start = in_cluster as usize;
-        buf.copy_from_slice(&c.cluster[start..start + buf.len()]);
-        Ok(())
-    }
-
-    /// Where compressed cluster `entry`'s bytes are, checked against the file.
-    fn compressed_input(&self, entry: u64) -> Result<(u64, usize), Qcow2Error> {
         let r = CompressedRef::from_entry(entry, self.cluster_bits);
         if r.offset >= self.file_len {
             return Err(outside(
@@ -354,62 +309,25 @@ impl Qcow2Disk {
             ));
         }
         // The sector count may run past the end of the file for the last cluster; qemu reads
-        // zeros there, and the decoder stops at the end of its stream before them. At most
-        // two clusters.
-        Ok((r.offset, r.len.min(self.file_len - r.offset) as usize))
-    }
-
-    /// Decompresses whole clusters straight into their places in the caller's buffer, on up
-    /// to [`MAX_DECOMPRESS_THREADS`] threads (qemu-img, too, inflates on a thread pool).
-    fn decompress_whole(&self, clusters: &mut [(u64, &mut [u8])]) -> Result<(), Qcow2Error> {
-        if clusters.is_empty() {
-            return Ok(());
-        }
-        let threads = self
-            .threads
-            .min(clusters.len() / MIN_CLUSTERS_PER_THREAD)
-            .max(1);
-        let per = clusters.len().div_ceil(threads);
-        let run = |share: &mut [(u64, &mut [u8])]| -> Result<(), Qcow2Error> {
-            let mut w = self
-                .workers
-                .lock()
-                .unwrap_or_else(|p| p.into_inner())
-                .pop()
-                .unwrap_or_else(|| Worker {
-                    decoder: Decompressor::new(self.header.compression_type()),
-                    input: Vec::new(),
-                });
-            let result = share.iter_mut().try_for_each(|(entry, out)| {
-                let (at, len) = self.compressed_input(*entry)?;
-                w.input.resize(len, 0);
-                self.file.read_exact_at(&mut w.input, at)?;
-                w.decoder.decompress(&w.input, out, at)
-            });
-            let mut idle = self.workers.lock().unwrap_or_else(|p| p.into_inner());
-            if idle.len() < MAX_IDLE_WORKERS {
-                idle.push(w);
+        // zeros there, and the decoder stops at the end of its stream before them.
+        let len = r.len.min(self.file_len - r.offset) as usize;
+        let mut c = self.compressed.lock().unwrap_or_else(|p| p.into_inner());
+        let c = &mut *c;
+        if c.entry != Some(entry) {
+            c.entry = None;
+            c.input.resize(len, 0);
+            self.file.read_exact_at(&mut c.input, r.offset)?;
+            if in_cluster == 0 && buf.len() == cs {
+                // A whole cluster: straight into the caller's buffer, no copy.
+                return c.decoder.decompress(&c.input, buf, r.offset);
             }
-            result
-        };
-        let mut shares = clusters.chunks_mut(per);
-        let Some(first) = shares.next() else {
-            return Ok(());
-        };
-        std::thread::scope(|scope| {
-            let handles: Vec<_> = shares.map(|share| scope.spawn(|| run(share))).collect();
-            let mine = run(first);
-            let theirs = handles.into_iter().map(|h| {
-                h.join().unwrap_or_else(|_| {
-                    Err(Qcow2Error::Io(io::Error::other(
-                        "a decompression thread panicked",
-                    )))
-                })
-            });
-            std::iter::once(mine)
-                .chain(theirs)
-                .collect::<Result<(), Qcow2Error>>()
-        })
+            c.cluster.resize(cs, 0);
+            c.decoder.decompress(&c.input, &mut c.cluster, r.offset)?;
+            c.entry = Some(entry);
+        }
+        let start = in_cluster as usize;
+        buf.copy_from_slice(&c.cluster[start..start + buf.len()]);
+        Ok(())
     }
 
     fn read_backing(&self, buf: &mut [u8], guest: u64) -> io::Result<()> {
@@ -457,22 +375,14 @@ impl ReadAt for Qcow2Disk {
         let n = buf
             .len()
             .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
-        let cs = self.cluster_size;
-        // Whole compressed clusters wait, to be decompressed together (in parallel).
-        let mut whole: Vec<(u64, &mut [u8])> = Vec::new();
-        let mut rest = &mut buf[..n];
-        let mut guest = offset;
-        while !rest.is_empty() {
-            let (kind, len) = self.extent(guest, rest.len() as u64)?;
-            let (here, tail) = std::mem::take(&mut rest).split_at_mut(len as usize);
-            rest = tail;
-            match kind {
-                Kind::Compressed(e) if guest % cs == 0 && len == cs => whole.push((e, here)),
-                _ => self.read_run(kind, here, guest)?,
-            }
-            guest += len;
+        let mut done = 0usize;
+        while done < n {
+            let guest = offset + done as u64;
+            let (kind, len) = self.extent(guest, (n - done) as u64)?;
+            let len = len as usize;
+            self.read_run(kind, &mut buf[done..done + len], guest)?;
+            done += len;
         }
-        self.decompress_whole(&mut whole)?;
         Ok(n)
     }
 
