@@ -414,7 +414,7 @@ impl ReadAt for Qcow2Disk {
                 Kind::Data(host) => {
                     // Preallocated clusters may be holes in the file: ask it.
                     match self.file.next_data(host)? {
-                        Some(r) if r.start < host + len => {
+                        Some(r) if r.start < host + len && r.end > host => {
                             let s = at + (r.start.max(host) - host);
                             let e = at + (r.end.min(host + len) - host);
                             return Ok(Some(s..e));
@@ -425,7 +425,7 @@ impl ReadAt for Qcow2Disk {
                 Kind::Backing if end > parent_clear_until => {
                     if let Some(p) = &self.parent {
                         match p.next_data(at.max(parent_clear_until))? {
-                            Some(r) if r.start < end => {
+                            Some(r) if r.start < end && r.end > at => {
                                 return Ok(Some(r.start.max(at)..r.end.min(end)));
                             }
                             Some(r) => parent_clear_until = r.start,

@@ -99,7 +99,9 @@ pub fn read_snapshots(file: &dyn ReadAt, h: &Qcow2Header) -> Result<Vec<Snapshot
         // At most 40 + 1024 + 2 * 65535 bytes: bounded by the u16 lengths.
         let rest_len = u64::from(extra_len) + id_len + name_len;
         let mut rest = vec![0u8; rest_len as usize];
-        file.read_exact_at(&mut rest, at + 40).map_err(past_end)?;
+        // Both reads succeeded, so `at + 40 + rest_len` lies inside the file: no overflow.
+        file.read_exact_at(&mut rest, at.saturating_add(40))
+            .map_err(past_end)?;
         let extra = &rest[..extra_len as usize];
         let mut vm_state_size = u64::from(be32(&fixed, 32));
         let mut disk_size = None;
@@ -122,7 +124,7 @@ pub fn read_snapshots(file: &dyn ReadAt, h: &Qcow2Header) -> Result<Vec<Snapshot
             vm_state_size,
             disk_size,
         });
-        at = (at + 40 + rest_len).div_ceil(8) * 8;
+        at = (at + 40 + rest_len).next_multiple_of(8);
     }
     Ok(out)
 }
@@ -184,6 +186,11 @@ mod tests {
         for i in 0..MAX_SNAPSHOTS_LISTED + 5 {
             t.extend(entry(&i.to_string(), "s", 1));
         }
+        // A table at the very end of the offset range.
+        let mut b = image(1, &entry("1", "a", 1));
+        b[64..72].copy_from_slice(&(u64::MAX - 65535).to_be_bytes());
+        let e = read_header(&&b[..]).unwrap_err();
+        assert!(matches!(e, Qcow2Error::BadSnapshot { index: 0, .. }), "{e}");
         let h = read_header(&&image(MAX_SNAPSHOTS_LISTED + 5, &t)[..]).unwrap();
         assert_eq!(h.snapshots.len(), MAX_SNAPSHOTS_LISTED as usize);
         assert_eq!(h.nb_snapshots, MAX_SNAPSHOTS_LISTED + 5);
