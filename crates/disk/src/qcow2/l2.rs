@@ -108,6 +108,12 @@ impl L2Cache {
         }
     }
 
+    /// True when the table at `offset` is cached.
+    pub fn contains(&self, offset: u64) -> bool {
+        let slots = self.slots.lock().unwrap_or_else(|p| p.into_inner());
+        slots.iter().any(|(o, _)| *o == offset)
+    }
+
     /// The table at `offset`, from the cache or from `load` (run without the lock held, so
     /// that other threads are not held up by one thread's read).
     pub fn get(

@@ -212,6 +212,12 @@ impl Qcow2Disk {
             return Ok(None);
         }
         let cs = self.cluster_size;
+        // A table in a hole of the file is all zeros: every cluster unallocated. Asking the
+        // file first keeps a hostile sparse image (millions of tables, none written) from
+        // costing a read of each.
+        if !self.cache.contains(at) && self.file.next_data(at)?.is_none_or(|r| r.start >= at + cs) {
+            return Ok(None);
+        }
         self.cache
             .get(at, || {
                 // One cluster (at most 2 MiB); checked to lie inside the file at open.
@@ -626,6 +632,25 @@ mod tests {
         // Host offset 0 with the "copied" bit is unallocated (external data files only).
         let buf = read(&[1 << 63]).unwrap();
         assert!(buf[..CS].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn tables_in_holes_of_the_file_are_not_read() {
+        use std::os::unix::fs::FileExt;
+        // L1 entry 0 points at an L2 table 1 GiB into a sparse file: a hole, all zeros.
+        let mut b = image();
+        let far = 1u64 << 30;
+        b[CS..CS + 8].copy_from_slice(&far.to_be_bytes());
+        let f = tempfile::tempfile().unwrap();
+        f.write_all_at(&b, 0).unwrap();
+        f.set_len(far + CS as u64).unwrap();
+        let file: SharedDisk = Arc::new(crate::FileReader::new(f).unwrap());
+        let h = read_header(&*file).unwrap();
+        let d = Qcow2Disk::open(file, h, None).unwrap();
+        assert_eq!(d.next_data(0).unwrap(), None);
+        let mut buf = vec![1u8; 2 * CS];
+        d.read_exact_at(&mut buf, 0).unwrap();
+        assert!(buf.iter().all(|&x| x == 0));
     }
 
     #[test]
