@@ -149,10 +149,17 @@ impl Qcow2Disk {
             if at.checked_add(len).is_none_or(|end| end > file_len) {
                 return Err(outside("L1 table", at, len, file_len));
             }
-            // At most MAX_L1_ENTRIES * 8 = 32 MiB, and inside the file.
-            let mut raw = vec![0u8; len as usize];
-            file.read_exact_at(&mut raw, at)?;
-            l1 = decode_table(&raw).to_vec();
+            // At most MAX_L1_ENTRIES * 8 = 32 MiB, and inside the file; read 1 MiB at a
+            // time so that the raw bytes never need a second table-sized buffer.
+            l1.reserve_exact(needed as usize);
+            let mut raw = vec![0u8; len.min(1 << 20) as usize];
+            let mut done = 0u64;
+            while done < len {
+                let n = (len - done).min(raw.len() as u64) as usize;
+                file.read_exact_at(&mut raw[..n], at + done)?;
+                l1.extend(decode_table(&raw[..n]).iter());
+                done += n as u64;
+            }
             for &e in &l1 {
                 let t = e & OFFSET_MASK;
                 if t == 0 {
