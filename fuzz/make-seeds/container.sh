@@ -2,6 +2,7 @@
 # Seeds for the container targets (crates/fuzz/src/container.rs):
 #   container_detect  head and tail slices of images written by qemu-img;
 #   vhd_dynamic       whole VHD files written by qemu-img/qemu-io, in the sparse format;
+#   qcow2             whole qcow2 files written by qemu-img/qemu-io, in the sparse format;
 #   partition_table   disks partitioned by sgdisk/sfdisk and the fixture images' tables, in the
 #                     sparse format (the first 34 and last 33 sectors, zero blocks dropped).
 # Usage: fuzz/make-seeds/container.sh (writes into fuzz/seeds/; run from anywhere)
@@ -100,6 +101,35 @@ qemu-img convert -f raw -O vpc -o subformat=fixed "$tmp/tiny.raw" "$tmp/converte
 head -c -512 "$tmp/written.vhd" > "$tmp/start-copy.vhd"
 for f in empty written forced converted converted-fixed start-copy; do
     python3 "$sparse" "$tmp/$f.vhd" "$out/qemu-$f.vhd" --max 65536
+done
+
+# --- qcow2: whole files written by qemu-img/qemu-io (header, extensions, L1/L2, refcounts,
+# snapshot table, data, compressed clusters), small clusters to keep the seeds small.
+out="$here/seeds/qcow2"; mkdir -p "$out"
+qio() { qemu-io -f qcow2 "${@:2}" "$1" >/dev/null; }
+qwrites=(-c "write -P 0xab 0 4k" -c "write -P 0xcd 70000 3000" -c "write -z 1M 64k"
+         -c "write -P 0x11 8388096 512")
+qemu-img create -q -f qcow2 -o compat=0.10,cluster_size=4k "$tmp/v2.qcow2" 8M
+qio "$tmp/v2.qcow2" "${qwrites[@]}"
+qemu-img create -q -f qcow2 -o cluster_size=512 "$tmp/c512.qcow2" 8M
+qio "$tmp/c512.qcow2" "${qwrites[@]}"
+qemu-img create -q -f qcow2 -o extended_l2=on,cluster_size=16k "$tmp/extl2.qcow2" 8M
+qio "$tmp/extl2.qcow2" "${qwrites[@]}"
+# Compressed clusters of text, zlib and zstd.
+truncate -s 1M "$tmp/text.raw"
+seq 1 40000 > "$tmp/seq.txt"
+head -c 100000 "$tmp/seq.txt" | dd of="$tmp/text.raw" conv=notrunc status=none
+qemu-img convert -q -c -O qcow2 -o cluster_size=4k "$tmp/text.raw" "$tmp/zlib.qcow2"
+qemu-img convert -q -c -O qcow2 -o cluster_size=4k,compression_type=zstd "$tmp/text.raw" "$tmp/zstd.qcow2"
+# A child over a backing file (named in the header, with its format), and a snapshot.
+qemu-img create -q -f qcow2 -b v2.qcow2 -F qcow2 -o cluster_size=4k "$tmp/child.qcow2"
+qio "$tmp/child.qcow2" -c "write -P 0x22 2k 1k" -c "write -z 0 4k"
+qemu-img create -q -f qcow2 -o cluster_size=4k "$tmp/snap.qcow2" 8M
+qio "$tmp/snap.qcow2" "${qwrites[@]}"
+qemu-img snapshot -c before "$tmp/snap.qcow2"
+qio "$tmp/snap.qcow2" -c "write -P 0x33 0 8k"
+for f in v2 c512 extl2 zlib zstd child snap; do
+    python3 "$sparse" "$tmp/$f.qcow2" "$out/qemu-$f.qcow2" --max 65536
 done
 
 # --- partition_table: the first 34 and the last 33 sectors (the GPT backup) of each disk.

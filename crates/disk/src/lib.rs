@@ -23,6 +23,7 @@ pub mod format;
 mod image;
 pub mod pipeline;
 pub mod probe;
+pub mod qcow2;
 mod read_at;
 pub mod refusal;
 mod report;
