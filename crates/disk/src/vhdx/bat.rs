@@ -41,6 +41,8 @@ pub struct Layout {
     pub payload_blocks: u64,
     /// BAT entries, payload and sector-bitmap.
     pub entries: u64,
+    /// The virtual disk size.
+    pub virtual_size: u64,
 }
 
 impl Layout {
@@ -59,6 +61,7 @@ impl Layout {
             chunk_ratio,
             payload_blocks,
             entries,
+            virtual_size: m.virtual_size,
         }
     }
 
@@ -70,6 +73,16 @@ impl Layout {
     /// BAT index of the sector bitmap covering payload block `block`.
     pub fn bitmap_index(&self, block: u64) -> u64 {
         (block / self.chunk_ratio) * (self.chunk_ratio + 1) + self.chunk_ratio
+    }
+
+    /// Bytes of the virtual disk the payload entry at BAT index `index` holds: the block
+    /// size, or less for the last block of a disk whose size is not a whole number of
+    /// blocks (qemu-img then ends the file where the disk ends).
+    pub fn stored_len(&self, index: u64) -> u64 {
+        let block = index - index / (self.chunk_ratio + 1);
+        self.virtual_size
+            .saturating_sub(block.saturating_mul(self.block_size))
+            .min(self.block_size)
     }
 
     /// True when BAT index `index` is a sector-bitmap entry.
@@ -148,8 +161,9 @@ pub fn load(
         } else {
             match st {
                 NOT_PRESENT | UNDEFINED | ZERO | UNMAPPED => (false, 0),
-                FULLY_PRESENT => (true, layout.block_size),
-                PARTIALLY_PRESENT if has_parent => (true, layout.block_size),
+                FULLY_PRESENT | PARTIALLY_PRESENT if st == FULLY_PRESENT || has_parent => {
+                    (true, layout.stored_len(index))
+                }
                 PARTIALLY_PRESENT => {
                     return Err(bad(
                         "partially present block in a disk without a parent".into()

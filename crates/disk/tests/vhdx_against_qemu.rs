@@ -1,0 +1,402 @@
+//! The VHDX reader against files written by qemu-img and qemu-io, with libvhdi (vhdiinfo,
+//! vhdimount) as the second reader: every subformat and option the issue names, 4096-byte
+//! logical sectors, a dirty log left by a qemu-io process killed mid-write, and a
+//! differencing disk built from the specification.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use vhdprep_disk::vhdx::{Vhdx, VhdxDisk, VhdxError, VhdxHeader};
+use vhdprep_disk::{FileReader, ReadAt, SharedDisk};
+
+const MIB: u64 = 1 << 20;
+
+/// Runs a peer tool; panics naming the Debian package when it is missing.
+fn tool(name: &str, package: &str, args: &[&str]) -> Output {
+    match Command::new(name).args(args).output() {
+        Ok(o) => o,
+        Err(e) => panic!(
+            "required tool `{name}` could not be run ({e}); install Debian package `{package}` (scripts/test.sh does)"
+        ),
+    }
+}
+
+/// Runs a tool and asserts success; returns stdout.
+fn ok(name: &str, package: &str, args: &[&str]) -> String {
+    let out = tool(name, package, args);
+    assert!(
+        out.status.success(),
+        "{name} {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+fn qemu_img(args: &[&str]) -> String {
+    ok("qemu-img", "qemu-utils", args)
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+/// Deterministic pseudo-random bytes.
+fn pattern(seed: u64, len: usize) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8
+        })
+        .collect()
+}
+
+/// A raw source of `len` bytes: per MiB, data, hole, written zeros, a 4 KiB island of data,
+/// hole; and data in the last sector.
+fn make_source(path: &Path, len: u64) -> Vec<u8> {
+    let mut v = vec![0u8; len as usize];
+    for mib in 0..len / MIB {
+        let at = (mib * MIB) as usize;
+        match mib % 5 {
+            0 => v[at..at + MIB as usize].copy_from_slice(&pattern(mib, MIB as usize)),
+            3 => v[at + 8192..at + 12288].copy_from_slice(&pattern(mib + 100, 4096)),
+            _ => {}
+        }
+    }
+    let n = v.len();
+    v[n - 512..].copy_from_slice(&pattern(7, 512));
+    // Written as a sparse file: holes where the MiB is a hole, real zeros where it is "2".
+    let f = std::fs::File::create(path).unwrap();
+    f.set_len(len).unwrap();
+    use std::os::unix::fs::FileExt;
+    for mib in 0..len.div_ceil(MIB) {
+        let at = mib * MIB;
+        let end = (at + MIB).min(len);
+        if mib % 5 != 1 && mib % 5 != 4 {
+            f.write_all_at(&v[at as usize..end as usize], at).unwrap();
+        }
+    }
+    f.write_all_at(&v[n - 512..], len - 512).unwrap();
+    v
+}
+
+fn open_file(path: &Path) -> SharedDisk {
+    Arc::new(FileReader::new(std::fs::File::open(path).unwrap()).unwrap())
+}
+
+fn header(path: &Path) -> Result<VhdxHeader, VhdxError> {
+    Vhdx::read_header(&*open_file(path))
+}
+
+fn open(path: &Path) -> VhdxDisk {
+    let f = open_file(path);
+    let h = Vhdx::read_header(&*f).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    VhdxDisk::open(f, h, None).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// The whole disk, read in 4 MiB chunks as `convert` does.
+fn read_all(d: &dyn ReadAt) -> Vec<u8> {
+    let mut v = vec![0u8; d.len() as usize];
+    for (i, chunk) in v.chunks_mut(4 << 20).enumerate() {
+        d.read_exact_at(chunk, i as u64 * (4 << 20)).unwrap();
+    }
+    v
+}
+
+/// `virtual-size` from `qemu-img info --output=json`.
+fn qemu_virtual_size(path: &Path) -> u64 {
+    let j = qemu_img(&["info", "--output=json", s(path)]);
+    let at = j
+        .rfind("\"virtual-size\":")
+        .expect("virtual-size in qemu-img info");
+    j[at + 15..]
+        .trim_start()
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+/// `qemu-img convert -O raw` of `path`, read back.
+fn qemu_raw(path: &Path, dir: &Path) -> Vec<u8> {
+    let out = dir.join("qemu.raw");
+    qemu_img(&["convert", "-f", "vhdx", "-O", "raw", s(path), s(&out)]);
+    let v = std::fs::read(&out).unwrap();
+    std::fs::remove_file(&out).unwrap();
+    v
+}
+
+/// vhdiinfo's media size and bytes per sector.
+fn vhdiinfo(path: &Path) -> (u64, u64) {
+    let out = ok("vhdiinfo", "libvhdi-utils", &[s(path)]);
+    let field = |name: &str| -> u64 {
+        let line = out
+            .lines()
+            .find(|l| l.trim_start().starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} in vhdiinfo output:\n{out}"));
+        let v = line.split(':').nth(1).unwrap();
+        let digits = match v.find('(') {
+            Some(p) => &v[p + 1..],
+            None => v,
+        };
+        digits
+            .trim()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    (field("Media size"), field("Bytes per sector"))
+}
+
+/// Unmounts a FUSE mount when dropped (also when the test fails).
+struct Mount(PathBuf);
+impl Drop for Mount {
+    fn drop(&mut self) {
+        let _ = Command::new("fusermount").arg("-u").arg(&self.0).status();
+    }
+}
+
+/// The virtual disk as libvhdi reads it (vhdimount, FUSE).
+fn vhdi_read(path: &Path, dir: &Path) -> Vec<u8> {
+    let mnt = dir.join(format!(
+        "mnt-{}",
+        path.file_name().unwrap().to_str().unwrap()
+    ));
+    std::fs::create_dir_all(&mnt).unwrap();
+    ok("vhdimount", "libvhdi-utils", &[s(path), s(&mnt)]);
+    let guard = Mount(mnt.clone());
+    let v = std::fs::read(mnt.join("vhdi1")).unwrap();
+    let out = tool("fusermount", "fuse3", &["-u", s(&mnt)]);
+    assert!(out.status.success(), "fusermount -u failed");
+    std::mem::forget(guard);
+    v
+}
+
+/// next_data never hides data: every byte outside its ranges is zero in `want`. Returns the
+/// ranges.
+fn check_next_data(d: &dyn ReadAt, want: &[u8]) -> Vec<std::ops::Range<u64>> {
+    let mut ranges = Vec::new();
+    let mut pos = 0u64;
+    while let Some(r) = d.next_data(pos).unwrap() {
+        assert!(
+            r.start >= pos && r.end > r.start && r.end <= d.len(),
+            "{r:?} after {pos}"
+        );
+        let gap = &want[pos as usize..r.start as usize];
+        assert!(
+            gap.iter().all(|&b| b == 0),
+            "next_data skipped data in {pos}..{}",
+            r.start
+        );
+        pos = r.end;
+        ranges.push(r);
+    }
+    assert!(
+        want[pos as usize..].iter().all(|&b| b == 0),
+        "data after the last range"
+    );
+    ranges
+}
+
+struct Case {
+    block: &'static str,
+    sub: &'static str,
+    zero: &'static str,
+    log: &'static str,
+    libvhdi: bool,
+}
+
+#[test]
+fn qemu_img_vhdx_in_every_option_reads_as_its_source() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 40 * MIB + 1536;
+    let src = dir.path().join("src.raw");
+    let want = make_source(&src, size);
+    let cases = [
+        Case {
+            block: "1M",
+            sub: "dynamic",
+            zero: "on",
+            log: "1M",
+            libvhdi: true,
+        },
+        Case {
+            block: "1M",
+            sub: "fixed",
+            zero: "off",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "2M",
+            sub: "dynamic",
+            zero: "off",
+            log: "4M",
+            libvhdi: false,
+        },
+        Case {
+            block: "4M",
+            sub: "fixed",
+            zero: "on",
+            log: "2M",
+            libvhdi: false,
+        },
+        Case {
+            block: "8M",
+            sub: "dynamic",
+            zero: "on",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "16M",
+            sub: "fixed",
+            zero: "off",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "32M",
+            sub: "dynamic",
+            zero: "off",
+            log: "8M",
+            libvhdi: false,
+        },
+        Case {
+            block: "32M",
+            sub: "fixed",
+            zero: "on",
+            log: "1M",
+            libvhdi: true,
+        },
+        Case {
+            block: "64M",
+            sub: "dynamic",
+            zero: "on",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "128M",
+            sub: "dynamic",
+            zero: "off",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "256M",
+            sub: "dynamic",
+            zero: "on",
+            log: "1M",
+            libvhdi: true,
+        },
+        Case {
+            block: "256M",
+            sub: "fixed",
+            zero: "off",
+            log: "1M",
+            libvhdi: false,
+        },
+        Case {
+            block: "0",
+            sub: "dynamic",
+            zero: "on",
+            log: "1M",
+            libvhdi: false,
+        },
+    ];
+    for c in &cases {
+        let name = format!("b{}-{}-z{}-l{}.vhdx", c.block, c.sub, c.zero, c.log);
+        let img = dir.path().join(&name);
+        let opts = format!(
+            "subformat={},block_size={},block_state_zero={},log_size={}",
+            c.sub, c.block, c.zero, c.log
+        );
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vhdx",
+            "-o",
+            &opts,
+            s(&src),
+            s(&img),
+        ]);
+        let h = header(&img).unwrap();
+        let qsize = qemu_virtual_size(&img);
+        assert_eq!(h.metadata.virtual_size, qsize, "{name}: virtual size");
+        assert!(
+            h.creator.starts_with("QEMU"),
+            "{name}: creator {:?}",
+            h.creator
+        );
+        assert!(
+            !h.log.non_empty,
+            "{name}: a clean qemu-img file has an empty log"
+        );
+        assert_eq!(h.metadata.logical_sector_size, 512);
+        assert_eq!(
+            h.metadata.leave_blocks_allocated,
+            c.sub == "fixed",
+            "{name}"
+        );
+        if c.block != "0" {
+            let mib: u64 = c.block.trim_end_matches('M').parse().unwrap();
+            assert_eq!(
+                u64::from(h.metadata.block_size),
+                mib * MIB,
+                "{name}: block size"
+            );
+        }
+        assert_eq!(h.log.length, {
+            let mib: u64 = c.log.trim_end_matches('M').parse().unwrap();
+            mib * MIB
+        });
+        let d = VhdxDisk::open(open_file(&img), h.clone(), None).unwrap();
+        let got = read_all(&d);
+        let mut padded = want.clone();
+        padded.resize(qsize as usize, 0);
+        assert!(got == padded, "{name}: differs from the source");
+        assert!(
+            got == qemu_raw(&img, dir.path()),
+            "{name}: differs from qemu-img convert -O raw"
+        );
+        let ranges = check_next_data(&d, &got);
+        // A dynamic image holds only the blocks where qemu-img found data; next_data covers
+        // exactly those.
+        if c.sub == "dynamic" {
+            let bs = u64::from(h.metadata.block_size);
+            let data_blocks = (0..qsize.div_ceil(bs))
+                .filter(|&b| {
+                    let e = ((b + 1) * bs).min(qsize);
+                    got[(b * bs) as usize..e as usize].iter().any(|&x| x != 0)
+                })
+                .count() as u64;
+            assert_eq!(
+                d.allocated_blocks(),
+                data_blocks,
+                "{name}: allocated blocks"
+            );
+            let covered: u64 = ranges.iter().map(|r| r.end - r.start).sum();
+            assert!(
+                covered <= data_blocks * bs,
+                "{name}: next_data covers {covered} bytes"
+            );
+        }
+        let (vsize, sector) = vhdiinfo(&img);
+        assert_eq!((vsize, sector), (qsize, 512), "{name}: vhdiinfo");
+        if c.libvhdi {
+            assert!(
+                vhdi_read(&img, dir.path()) == got,
+                "{name}: libvhdi reads other bytes"
+            );
+        }
+        std::fs::remove_file(&img).unwrap();
+    }
+}
