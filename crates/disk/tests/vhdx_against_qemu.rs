@@ -400,3 +400,164 @@ fn qemu_img_vhdx_in_every_option_reads_as_its_source() {
         std::fs::remove_file(&img).unwrap();
     }
 }
+
+/// An LD_PRELOAD shim that SIGKILLs its process when it is about to `pwrite` at the offset in
+/// `KILL_AT_PWRITE_OFFSET`: a writer stopped at an exact step (page-cache contents survive a
+/// SIGKILL, as they survive a crash of the process).
+const KILL_SHIM: &str = r#"
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+#include <sys/types.h>
+static long long target = -2;
+ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) {
+  static ssize_t (*real)(int, const void *, size_t, off_t);
+  if (target == -2) { const char *e = getenv("KILL_AT_PWRITE_OFFSET"); target = e ? atoll(e) : -1; }
+  if (target >= 0 && (long long)off == target) kill(getpid(), SIGKILL);
+  if (!real) real = (ssize_t (*)(int, const void *, size_t, off_t))dlsym(RTLD_NEXT, "pwrite64");
+  return real(fd, buf, n, off);
+}
+ssize_t pwrite(int fd, const void *buf, size_t n, off_t off) { return pwrite64(fd, buf, n, off); }
+"#;
+
+fn build_shim(dir: &Path) -> PathBuf {
+    let c = dir.join("killshim.c");
+    std::fs::write(&c, KILL_SHIM).unwrap();
+    let so = dir.join("killshim.so");
+    ok(
+        "gcc",
+        "gcc",
+        &["-shared", "-fPIC", "-O2", "-o", s(&so), s(&c), "-ldl"],
+    );
+    so
+}
+
+/// Runs `qemu-io -c CMD IMG`, killed when it writes at `kill_at`; asserts it was killed.
+fn qemu_io_killed(img: &Path, cmd: &str, shim: &Path, kill_at: u64) {
+    let out = Command::new("qemu-io")
+        .args(["-f", "vhdx", "-c", cmd, s(img)])
+        .env("LD_PRELOAD", shim)
+        .env("KILL_AT_PWRITE_OFFSET", kill_at.to_string())
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("qemu-io could not be run ({e}); install Debian package `qemu-utils`")
+        });
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(
+        out.status.signal(),
+        Some(9),
+        "qemu-io was not killed: {out:?}"
+    );
+}
+
+/// qemu-io writes into a new block of a dynamic VHDX: the data, then the BAT update through
+/// the log (flushed), then the BAT in place. Killed just before the in-place BAT write, it
+/// leaves a dirty log: qemu-img refuses to read the file until `check -r all` replays it.
+/// vhdprep replays it in memory and reads what qemu-img reads after its replay, without
+/// writing the file.
+#[test]
+fn a_dirty_log_left_by_a_killed_qemu_io_is_replayed_in_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = build_shim(dir.path());
+    let img = dir.path().join("dirty.vhdx");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "vhdx",
+        "-o",
+        "subformat=dynamic,block_size=1M",
+        s(&img),
+        "16M",
+    ]);
+    ok(
+        "qemu-io",
+        "qemu-utils",
+        &["-f", "vhdx", "-c", "write -P 0x11 0 3M", s(&img)],
+    );
+    let clean = header(&img).unwrap();
+    assert!(
+        !clean.log.non_empty,
+        "a finished qemu-io leaves an empty log"
+    );
+    let bat_at = clean.regions.bat.start;
+    qemu_io_killed(&img, "write -P 0x55 8M 64k", &shim, bat_at);
+
+    let before = std::fs::read(&img).unwrap();
+    // The BAT in the file still says block 8 is not stored (qemu-img created it ZERO, state
+    // 2): only the log knows it is now fully present (6).
+    let entry = u64::from_le_bytes(before[(bat_at + 8 * 8) as usize..][..8].try_into().unwrap());
+    assert_eq!(entry & 7, 2, "block 8 in the file's own BAT");
+    let refused = tool("qemu-img", "qemu-utils", &["info", s(&img)]);
+    assert!(!refused.status.success());
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("log that needs to be replayed"));
+
+    let h = header(&img).unwrap();
+    assert!(h.log.non_empty && !h.current().log_guid.is_nil());
+    assert!(h.log.entries_replayed >= 1, "{:?}", h.log);
+    let d = VhdxDisk::open(open_file(&img), h, None).unwrap();
+    let got = read_all(&d);
+    let mut want = vec![0u8; 16 << 20];
+    want[..3 << 20].fill(0x11);
+    want[8 << 20..(8 << 20) + 65536].fill(0x55);
+    assert!(got == want, "the replayed disk holds the killed write");
+    check_next_data(&d, &got);
+    assert_eq!(
+        std::fs::read(&img).unwrap(),
+        before,
+        "the source was written"
+    );
+
+    // qemu-img's own replay, on a copy, reads the same.
+    let copy = dir.path().join("copy.vhdx");
+    std::fs::copy(&img, &copy).unwrap();
+    let _ = tool("qemu-img", "qemu-utils", &["check", "-r", "all", s(&copy)]);
+    assert!(
+        !header(&copy).unwrap().log.non_empty,
+        "qemu-img check emptied the log"
+    );
+    assert!(
+        qemu_raw(&copy, dir.path()) == got,
+        "qemu-img reads other bytes after its replay"
+    );
+}
+
+/// Killed before the log entry is written (at the log's first sector), qemu-io leaves a
+/// header that names a log GUID but no valid entry: nothing to replay, and the new block's
+/// data, which no BAT entry points to, is not part of the disk. qemu-img agrees.
+#[test]
+fn a_log_guid_without_valid_entries_replays_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let shim = build_shim(dir.path());
+    let img = dir.path().join("torn.vhdx");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "vhdx",
+        "-o",
+        "subformat=dynamic,block_size=1M",
+        s(&img),
+        "16M",
+    ]);
+    ok(
+        "qemu-io",
+        "qemu-utils",
+        &["-f", "vhdx", "-c", "write -P 0x22 1M 1M", s(&img)],
+    );
+    let log_at = header(&img).unwrap().log.offset;
+    qemu_io_killed(&img, "write -P 0x66 4M 4k", &shim, log_at);
+    let h = header(&img).unwrap();
+    assert!(h.log.non_empty, "the header names a log");
+    assert_eq!(h.log.entries_replayed, 0);
+    let got = read_all(&VhdxDisk::open(open_file(&img), h, None).unwrap());
+    let mut want = vec![0u8; 16 << 20];
+    want[1 << 20..2 << 20].fill(0x22);
+    assert!(got == want);
+    let copy = dir.path().join("copy.vhdx");
+    std::fs::copy(&img, &copy).unwrap();
+    let _ = tool("qemu-img", "qemu-utils", &["check", "-r", "all", s(&copy)]);
+    assert!(qemu_raw(&copy, dir.path()) == got);
+}
