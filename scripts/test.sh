@@ -21,7 +21,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils
         openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
         e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools
-        unshare:util-linux nsenter:util-linux mount:mount)
+        unshare:util-linux nsenter:util-linux mount:mount qemu-io:qemu-utils
+        vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -31,6 +32,8 @@ done
 # the shell keyword.
 [ -f /usr/lib/grub/i386-pc/boot.img ] || missing+=(grub-pc-bin)
 [ -x /usr/bin/time ] || missing+=(time)
+# pyvhdi (libvhdi's Python binding) reads differencing VHDX chains in the VHDX tests.
+compgen -G '/usr/lib/python3/dist-packages/pyvhdi*.so' >/dev/null || missing+=(python3-libvhdi)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2

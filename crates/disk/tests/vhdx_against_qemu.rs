@@ -561,3 +561,315 @@ fn a_log_guid_without_valid_entries_replays_nothing() {
     let _ = tool("qemu-img", "qemu-utils", &["check", "-r", "all", s(&copy)]);
     assert!(qemu_raw(&copy, dir.path()) == got);
 }
+
+/// Where the metadata item `guid` of `img` is (file offset), from the metadata table.
+fn metadata_item(img: &Path, guid: uuid::Uuid) -> Option<(u64, u32)> {
+    let h = header(img).unwrap();
+    let base = h.regions.metadata.start;
+    let f = std::fs::read(img).unwrap();
+    let t = &f[base as usize..][..65536];
+    let count = u16::from_le_bytes([t[10], t[11]]) as usize;
+    (0..count).find_map(|i| {
+        let e = &t[32 + 32 * i..][..32];
+        (e[..16] == guid.to_bytes_le()).then(|| {
+            let off = u32::from_le_bytes(e[16..20].try_into().unwrap());
+            let len = u32::from_le_bytes(e[20..24].try_into().unwrap());
+            (base + u64::from(off), len)
+        })
+    })
+}
+
+fn patch(img: &Path, offset: u64, bytes: &[u8]) {
+    use std::os::unix::fs::FileExt;
+    let f = std::fs::OpenOptions::new().write(true).open(img).unwrap();
+    f.write_all_at(bytes, offset).unwrap();
+}
+
+/// qemu-img always writes 512-byte logical sectors, and refuses to open any other ("Operation
+/// not supported"). A VHDX with 4096-byte logical sectors is made by changing that one
+/// metadata item of a qemu-img file (metadata items carry no checksum; the payload is
+/// addressed in bytes, and with fewer blocks than a chunk the BAT layout is the same for both
+/// sizes). vhdprep must read the source's bytes, as libvhdi does.
+#[test]
+fn vhdx_with_4096_byte_logical_sectors() {
+    use vhdprep_disk::vhdx::metadata::LOGICAL_SECTOR_SIZE;
+    let dir = tempfile::tempdir().unwrap();
+    let size = 24 * MIB + 3 * 4096;
+    let src = dir.path().join("src.raw");
+    let want = make_source(&src, size);
+    for opts in [
+        "subformat=dynamic,block_size=1M",
+        "subformat=dynamic,block_size=8M,block_state_zero=off",
+        "subformat=fixed,block_size=2M",
+    ] {
+        let img = dir.path().join("lss4096.vhdx");
+        qemu_img(&[
+            "convert",
+            "-f",
+            "raw",
+            "-O",
+            "vhdx",
+            "-o",
+            opts,
+            s(&src),
+            s(&img),
+        ]);
+        let (at, len) = metadata_item(&img, LOGICAL_SECTOR_SIZE).expect("logical sector size item");
+        assert_eq!(len, 4);
+        patch(&img, at, &4096u32.to_le_bytes());
+        let h = header(&img).unwrap();
+        assert_eq!(h.metadata.logical_sector_size, 4096, "{opts}");
+        assert_eq!(h.metadata.virtual_size, size, "{opts}");
+        let refused = tool("qemu-img", "qemu-utils", &["info", s(&img)]);
+        assert!(
+            !refused.status.success(),
+            "{opts}: qemu-img now reads 4096-byte sectors"
+        );
+        let d = VhdxDisk::open(open_file(&img), h, None).unwrap();
+        let got = read_all(&d);
+        assert!(got == want, "{opts}: differs from the source");
+        check_next_data(&d, &got);
+        assert_eq!(vhdiinfo(&img), (size, 4096), "{opts}: vhdiinfo");
+        assert!(
+            vhdi_read(&img, dir.path()) == got,
+            "{opts}: libvhdi reads other bytes"
+        );
+        std::fs::remove_file(&img).unwrap();
+    }
+}
+
+/// The child as libvhdi (pyvhdi, python3-libvhdi) reads it over `parent`. libvhdi 20210425
+/// finds no parent locator in a VHDX (vhdiinfo shows a nil parent identifier and vhdimount
+/// "unable to retrieve parent filename size"), and its `set_parent` insists that the parent's
+/// data write GUID equals that nil identifier; so it is given a copy of the parent whose two
+/// headers carry a nil data write GUID (checksums recomputed). Only the chain's data is
+/// compared.
+fn libvhdi_read_chain(child: &Path, parent: &Path, dir: &Path) -> Vec<u8> {
+    use std::os::unix::fs::FileExt;
+    let copy = dir.join("parent-nil-guid.vhdx");
+    std::fs::copy(parent, &copy).unwrap();
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&copy)
+        .unwrap();
+    for off in [65536u64, 131072] {
+        let mut h = vec![0u8; 4096];
+        f.read_exact_at(&mut h, off).unwrap();
+        h[32..48].fill(0);
+        h[4..8].fill(0);
+        let c = crc32c::crc32c(&h);
+        h[4..8].copy_from_slice(&c.to_le_bytes());
+        f.write_all_at(&h, off).unwrap();
+    }
+    let out = dir.join("libvhdi-chain.raw");
+    let script = format!(
+        "import pyvhdi\np = pyvhdi.file(); p.open({:?})\nc = pyvhdi.file(); c.open({:?})\nc.set_parent(p)\nopen({:?}, 'wb').write(c.read_buffer(c.get_media_size()))\n",
+        s(&copy),
+        s(child),
+        s(&out)
+    );
+    // The Debian interpreter: pyvhdi is a Debian package, not on another python3's path.
+    ok("/usr/bin/python3", "python3-libvhdi", &["-c", &script]);
+    std::fs::read(&out).unwrap()
+}
+
+/// UTF-16LE bytes.
+fn utf16(s: &str) -> Vec<u8> {
+    s.encode_utf16().flat_map(|u| u.to_le_bytes()).collect()
+}
+
+/// A parent locator item ([MS-VHDX] 2.6.2.6) with the given pairs.
+fn locator(pairs: &[(&str, &str)]) -> Vec<u8> {
+    use vhdprep_disk::vhdx::metadata::VHDX_PARENT_LOCATOR_TYPE;
+    let mut b = vec![0u8; 20 + 12 * pairs.len()];
+    b[..16].copy_from_slice(&VHDX_PARENT_LOCATOR_TYPE.to_bytes_le());
+    b[18..20].copy_from_slice(&(pairs.len() as u16).to_le_bytes());
+    for (i, (k, v)) in pairs.iter().enumerate() {
+        let (k, v) = (utf16(k), utf16(v));
+        let e = 20 + 12 * i;
+        let ko = b.len() as u32;
+        b.extend_from_slice(&k);
+        let vo = b.len() as u32;
+        b.extend_from_slice(&v);
+        b[e..e + 4].copy_from_slice(&ko.to_le_bytes());
+        b[e + 4..e + 8].copy_from_slice(&vo.to_le_bytes());
+        b[e + 8..e + 10].copy_from_slice(&(k.len() as u16).to_le_bytes());
+        b[e + 10..e + 12].copy_from_slice(&(v.len() as u16).to_le_bytes());
+    }
+    b
+}
+
+/// No tool here writes a differencing VHDX (`qemu-img create -f vhdx -b` says "Backing file
+/// not supported for file format 'vhdx'"). One is built from the specification on top of a
+/// qemu-img/qemu-io child: the has-parent flag and a parent locator in its metadata, a
+/// sector-bitmap block, and its blocks set to each state (fully present, partially present
+/// with the sector bitmap choosing child or parent per sector, zero, not present). vhdprep
+/// must read what the specification says, and what libvhdi (vhdimount, which finds the
+/// parent through the locator) reads.
+#[test]
+fn differencing_vhdx_built_from_the_specification() {
+    use vhdprep_disk::vhdx::metadata::{FILE_PARAMETERS, PARENT_LOCATOR};
+    let dir = tempfile::tempdir().unwrap();
+    let size = 16 * MIB;
+    let parent_raw: Vec<u8> = {
+        let mut v = pattern(99, size as usize);
+        v[(9 * MIB) as usize..(10 * MIB) as usize].fill(0); // a hole in the parent too
+        v
+    };
+    let praw = dir.path().join("parent.raw");
+    std::fs::write(&praw, &parent_raw).unwrap();
+    let parent = dir.path().join("parent.vhdx");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        s(&praw),
+        s(&parent),
+    ]);
+
+    let child = dir.path().join("child.vhdx");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "vhdx",
+        "-o",
+        "block_size=1M,block_state_zero=off",
+        s(&child),
+        "16M",
+    ]);
+    for cmd in [
+        "write -P 0xC1 0 1M",
+        "write -P 0xC2 2M 1M",
+        "write -P 0xC3 5M 1M",
+        "write -P 0xC4 7M 512k",
+    ] {
+        ok(
+            "qemu-io",
+            "qemu-utils",
+            &["-f", "vhdx", "-c", cmd, s(&child)],
+        );
+    }
+    let child_raw = qemu_raw(&child, dir.path());
+
+    // Metadata: has_parent, and a parent locator item after the last item.
+    let h = header(&child).unwrap();
+    let (fp_at, _) = metadata_item(&child, FILE_PARAMETERS).unwrap();
+    let f = std::fs::read(&child).unwrap();
+    let flags = u32::from_le_bytes(f[fp_at as usize + 4..][..4].try_into().unwrap());
+    patch(&child, fp_at + 4, &(flags | 2).to_le_bytes());
+    let base = h.regions.metadata.start;
+    let t = &f[base as usize..][..65536];
+    let count = u16::from_le_bytes([t[10], t[11]]) as usize;
+    let items_end = (0..count)
+        .map(|i| {
+            let e = &t[32 + 32 * i..][..32];
+            u32::from_le_bytes(e[16..20].try_into().unwrap())
+                + u32::from_le_bytes(e[20..24].try_into().unwrap())
+        })
+        .max()
+        .unwrap();
+    let loc_off = items_end.div_ceil(4096) * 4096;
+    let parent_h = header(&parent).unwrap();
+    let linkage = format!("{{{}}}", parent_h.current().data_write_guid);
+    let loc = locator(&[
+        ("parent_linkage", &linkage),
+        ("relative_path", ".\\parent.vhdx"),
+        (
+            "volume_path",
+            "\\\\?\\Volume{9a3b4c5d-0000-0000-0000-100000000000}\\vhdx\\parent.vhdx",
+        ),
+        ("absolute_win32_path", "C:\\vhdx\\parent.vhdx"),
+    ]);
+    patch(&child, base + u64::from(loc_off), &loc);
+    let mut entry = vec![0u8; 32];
+    entry[..16].copy_from_slice(&PARENT_LOCATOR.to_bytes_le());
+    entry[16..20].copy_from_slice(&loc_off.to_le_bytes());
+    entry[20..24].copy_from_slice(&(loc.len() as u32).to_le_bytes());
+    entry[24..28].copy_from_slice(&4u32.to_le_bytes()); // IsRequired
+    patch(&child, base + 32 + 32 * count as u64, &entry);
+    patch(&child, base + 10, &((count + 1) as u16).to_le_bytes());
+
+    // BAT: block 2 partially present, block 5 zero; a sector bitmap block for chunk 0 (BAT
+    // index chunk_ratio = 2^23 * 512 / 1 MiB = 4096) appended at the next MiB.
+    let bat = h.regions.bat.start;
+    let read_entry = |i: u64| {
+        let f = std::fs::read(&child).unwrap();
+        u64::from_le_bytes(f[(bat + 8 * i) as usize..][..8].try_into().unwrap())
+    };
+    assert_eq!(read_entry(2) & 7, 6);
+    patch(&child, bat + 16, &((read_entry(2) & !7) | 7).to_le_bytes());
+    patch(&child, bat + 40, &((read_entry(5) & !7) | 2).to_le_bytes());
+    let flen = std::fs::metadata(&child).unwrap().len();
+    let sb_at = flen.div_ceil(MIB) * MIB;
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&child)
+        .unwrap()
+        .set_len(sb_at + MIB)
+        .unwrap();
+    let present_sectors: Vec<u64> = (0..8).chain(1000..1100).chain([2000, 2002, 2047]).collect();
+    let mut bitmap = vec![0u8; 65536];
+    for &sct in &present_sectors {
+        let bit = 2 * 2048 + sct; // block 2's sectors within the chunk
+        bitmap[(bit / 8) as usize] |= 1 << (bit % 8);
+    }
+    patch(&child, sb_at, &bitmap);
+    patch(
+        &child,
+        bat + 8 * 4096,
+        &((sb_at / MIB) << 20 | 6).to_le_bytes(),
+    );
+
+    // What the specification says the child reads as.
+    let mut want = parent_raw.clone();
+    let blk = |b: u64| (b * MIB) as usize..((b + 1) * MIB) as usize;
+    want[blk(0)].copy_from_slice(&child_raw[blk(0)]);
+    for &sct in &present_sectors {
+        let at = (2 * MIB + sct * 512) as usize;
+        want[at..at + 512].copy_from_slice(&child_raw[at..at + 512]);
+    }
+    want[blk(5)].fill(0);
+    want[blk(7)].copy_from_slice(&child_raw[blk(7)]);
+    assert!(want[blk(2)].contains(&0xC2) && want[(2 * MIB + 4096) as usize] != 0xC2);
+
+    let h = header(&child).unwrap();
+    assert!(h.has_parent());
+    let l = h.metadata.parent_locator.clone().unwrap();
+    assert_eq!(l.parent_linkage(), Some(linkage.as_str()));
+    assert_eq!(l.relative_path(), Some(".\\parent.vhdx"));
+    assert_eq!(l.absolute_win32_path(), Some("C:\\vhdx\\parent.vhdx"));
+    assert!(l.volume_path().unwrap().starts_with("\\\\?\\Volume{"));
+    let e = VhdxDisk::open(open_file(&child), h.clone(), None).unwrap_err();
+    assert!(matches!(e, VhdxError::MissingParent { .. }));
+    assert!(
+        e.to_string().contains("relative_path=.\\parent.vhdx"),
+        "{e}"
+    );
+
+    let p: SharedDisk = Arc::new(open(&parent));
+    let d = VhdxDisk::open(open_file(&child), h, Some(p)).unwrap();
+    let got = read_all(&d);
+    assert!(
+        got == want,
+        "the differencing disk reads other bytes than the specification says"
+    );
+    // Unaligned reads across the bitmap's runs.
+    let mut b = vec![0u8; 5000];
+    d.read_exact_at(&mut b, 2 * MIB + 3000).unwrap();
+    assert!(b[..] == want[(2 * MIB + 3000) as usize..][..5000]);
+    check_next_data(&d, &got);
+    // libvhdi agrees everywhere but block 5: for a ZERO block of a differencing disk it
+    // returns the parent's data, where [MS-VHDX] 2.5.1.1 says "implementations MUST return
+    // zeros" (vhdprep does; `want` above says so too).
+    let mut theirs = libvhdi_read_chain(&child, &parent, dir.path());
+    let five = &theirs[blk(5)];
+    assert!(five == &parent_raw[blk(5)] || five.iter().all(|&b| b == 0));
+    theirs[blk(5)].fill(0);
+    assert!(theirs == got, "libvhdi reads the chain differently");
+}

@@ -64,10 +64,11 @@ impl Overlay {
 
     /// Replaces `[offset, offset + data.len())` with `data`.
     pub fn write(&mut self, offset: u64, data: Arc<[u8]>) {
-        let Some(end) = offset.checked_add(data.len() as u64) else {
+        let n = data[..].len() as u64;
+        let Some(end) = offset.checked_add(n) else {
             return;
         };
-        self.bytes += data.len() as u64;
+        self.bytes += n;
         self.insert(offset..end, Some((data, 0)));
     }
 
