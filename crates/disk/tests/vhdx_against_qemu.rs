@@ -873,3 +873,70 @@ fn differencing_vhdx_built_from_the_specification() {
     theirs[blk(5)].fill(0);
     assert!(theirs == got, "libvhdi reads the chain differently");
 }
+
+/// Damage to a real qemu-img file: a torn current header falls back to the other copy, a
+/// truncated file and a BAT entry pointing into the header section are one-line errors with
+/// the offset, and nothing panics.
+#[test]
+fn damaged_qemu_img_files_fail_cleanly_or_fall_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let size = 8 * MIB;
+    let src = dir.path().join("src.raw");
+    let want = make_source(&src, size);
+    let img = dir.path().join("d.vhdx");
+    qemu_img(&[
+        "convert",
+        "-f",
+        "raw",
+        "-O",
+        "vhdx",
+        "-o",
+        "block_size=1M",
+        s(&src),
+        s(&img),
+    ]);
+    let good = std::fs::read(&img).unwrap();
+    let h = header(&img).unwrap();
+    let cur = h.current;
+    let other = 1 - cur;
+    assert!(h.copies[other].is_ok(), "qemu-img writes both headers");
+
+    // The current header torn (its checksum fails): the other copy is current.
+    patch(&img, h.head.offset + 200, &[0xFF]);
+    let torn = header(&img).unwrap();
+    assert_eq!(torn.current, other);
+    assert!(torn.copies[cur].as_ref().unwrap_err().contains("checksum"));
+    assert!(read_all(&VhdxDisk::open(open_file(&img), torn, None).unwrap()) == want);
+    // Both torn: a one-line error naming both offsets.
+    patch(&img, [65536u64, 131072][other] + 200, &[0xFF]);
+    let e = header(&img).unwrap_err().to_string();
+    assert!(
+        e.starts_with("no valid VHDX header: the one at offset 65536"),
+        "{e}"
+    );
+    assert!(!e.contains('\n'));
+
+    // Cut in the middle of the last data block.
+    std::fs::write(&img, &good[..good.len() - 4096]).unwrap();
+    let h = header(&img).unwrap();
+    let e = VhdxDisk::open(open_file(&img), h, None)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("(truncated image?)") && e.starts_with("BAT entry "),
+        "{e}"
+    );
+
+    // A BAT entry pointing at the header section.
+    std::fs::write(&img, &good).unwrap();
+    let h = header(&img).unwrap();
+    patch(&img, h.regions.bat.start, &6u64.to_le_bytes());
+    let e = VhdxDisk::open(open_file(&img), h, None)
+        .unwrap_err()
+        .to_string();
+    assert!(e.starts_with("BAT entry 0 (at offset "), "{e}");
+
+    // Not a VHDX at all.
+    let e = header(&src).unwrap_err().to_string();
+    assert_eq!(e, "not a VHDX file: no 'vhdxfile' signature at offset 0");
+}
