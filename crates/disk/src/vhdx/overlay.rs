@@ -122,6 +122,14 @@ impl Overlay {
         Some((s.end, bytes))
     }
 
+    /// True when the log replaced any byte of `range`.
+    pub fn touches(&self, range: Range<u64>) -> bool {
+        self.segs
+            .range(..range.end)
+            .next_back()
+            .is_some_and(|(_, s)| s.end > range.start)
+    }
+
     /// Start of the first replaced range after `pos`.
     fn next_start(&self, pos: u64) -> Option<u64> {
         self.segs.range(pos..).next().map(|(&k, _)| k)
@@ -147,6 +155,23 @@ impl<R: ReadAt> Overlaid<R> {
     /// The underlying file.
     pub fn file(&self) -> &R {
         &self.file
+    }
+
+    /// The first range at or after `offset`, before `end`, that may hold data: where the
+    /// file may hold data (its holes read as zeros) or the log replaced bytes. Clipped to
+    /// `end`; `None` when `[offset, end)` reads as zeros.
+    pub fn next_data_before(&self, offset: u64, end: u64) -> io::Result<Option<Range<u64>>> {
+        if offset >= end {
+            return Ok(None);
+        }
+        if self.overlay.touches(offset..end) {
+            return Ok(Some(offset..end));
+        }
+        Ok(self.file.next_data(offset)?.and_then(|r| {
+            let s = r.start.max(offset);
+            let e = r.end.min(end);
+            (s < e).then_some(s..e)
+        }))
     }
 }
 
@@ -218,8 +243,12 @@ mod tests {
         o.zero(12..16);
         o.write(20, Arc::from(vec![3u8; 8]));
         o.extend_to(80);
-        let r = Overlaid::new(&file, Arc::new(o));
+        let o = Arc::new(o);
+        assert!(o.touches(10..11) && o.touches(0..9) && !o.touches(0..8) && !o.touches(28..64));
+        let r = Overlaid::new(&file, o);
         assert_eq!(r.len(), 80);
+        assert_eq!(r.next_data_before(30, 40).unwrap(), Some(30..40));
+        assert_eq!(r.next_data_before(40, 40).unwrap(), None);
         let mut b = vec![9u8; 80];
         r.read_exact_at(&mut b, 0).unwrap();
         let mut want = vec![1u8; 64];

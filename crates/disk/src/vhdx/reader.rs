@@ -254,11 +254,40 @@ impl ReadAt for VhdxDisk {
                     }
                     pos = run_end;
                 }
-                Some(Source::File(_)) | None => {
+                Some(Source::File(base)) => {
+                    // Only where the file may hold data: a sparse fixed VHDX skips its holes.
+                    let block_start = block * bs;
+                    let block_end = (block_start + bs).min(size);
+                    let file_at = base + (pos - block_start);
+                    let file_end = base + (block_end - block_start);
+                    let Some(r) = self.view.next_data_before(file_at, file_end)? else {
+                        pos = block_end;
+                        continue;
+                    };
+                    let start = pos + (r.start - file_at);
+                    let mut end = pos + (r.end - file_at);
+                    // Whole blocks that follow in the file and are data too join the range.
                     let mut b = block + 1;
-                    while b < self.layout.payload_blocks
-                        && matches!(self.block_source(b), Some(Source::File(_)) | None)
-                    {
+                    let mut next_base = base + bs;
+                    while end == (b * bs).min(size) && b < self.layout.payload_blocks {
+                        match self.block_source(b) {
+                            Some(Source::File(nb)) if nb == next_base => {}
+                            _ => break,
+                        }
+                        let b_end = ((b + 1) * bs).min(size);
+                        let want = nb_range(next_base, b_end - b * bs);
+                        match self.view.next_data_before(want.start, want.end)? {
+                            Some(r) if r == want => end = b_end,
+                            _ => break,
+                        }
+                        b += 1;
+                        next_base += bs;
+                    }
+                    return Ok(Some(start..end));
+                }
+                None => {
+                    let mut b = block + 1;
+                    while b < self.layout.payload_blocks && self.block_source(b).is_none() {
                         b += 1;
                     }
                     return Ok(Some(pos..(b * bs).min(size)));
@@ -267,6 +296,11 @@ impl ReadAt for VhdxDisk {
         }
         Ok(None)
     }
+}
+
+/// The file range `[base, base + len)`.
+fn nb_range(base: u64, len: u64) -> Range<u64> {
+    base..base + len
 }
 
 #[cfg(test)]
