@@ -163,18 +163,25 @@ impl Drop for Mount {
 
 /// The virtual disk as libvhdi reads it (vhdimount, FUSE).
 fn vhdi_read(path: &Path, dir: &Path) -> Vec<u8> {
-    let mnt = dir.join(format!(
-        "mnt-{}",
-        path.file_name().unwrap().to_str().unwrap()
-    ));
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    static MOUNTS: AtomicUsize = AtomicUsize::new(0);
+    let mnt = dir.join(format!("mnt-{}", MOUNTS.fetch_add(1, Ordering::Relaxed)));
     std::fs::create_dir_all(&mnt).unwrap();
     ok("vhdimount", "libvhdi-utils", &[s(path), s(&mnt)]);
     let guard = Mount(mnt.clone());
     let v = std::fs::read(mnt.join("vhdi1")).unwrap();
-    let out = tool("fusermount", "fuse3", &["-u", s(&mnt)]);
-    assert!(out.status.success(), "fusermount -u failed");
-    std::mem::forget(guard);
-    v
+    // The FUSE daemon may still hold the file for a moment after the read: retry briefly.
+    let mut last = String::new();
+    for _ in 0..50 {
+        let out = tool("fusermount", "fuse3", &["-u", s(&mnt)]);
+        if out.status.success() {
+            std::mem::forget(guard);
+            return v;
+        }
+        last = String::from_utf8_lossy(&out.stderr).into_owned();
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!("fusermount -u {} failed: {last}", mnt.display());
 }
 
 /// next_data never hides data: every byte outside its ranges is zero in `want`. Returns the
