@@ -22,7 +22,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
         e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools
         unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
-        file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils)
+        file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
+        vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -36,6 +37,8 @@ done
 compgen -G '/usr/lib/*/libfuse.so.2' >/dev/null || missing+=(libfuse2)
 # The qcow2 tests read images with libqcow's Python binding, as Debian's python3 has it.
 /usr/bin/python3 -c 'import pyqcow' 2>/dev/null || missing+=(python3-libqcow)
+# pyvhdi (libvhdi's Python binding) reads differencing VHDX chains in the VHDX tests.
+compgen -G '/usr/lib/python3/dist-packages/pyvhdi*.so' >/dev/null || missing+=(python3-libvhdi)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "scripts/test.sh: missing packages ${missing[*]}; run as root (apt-get) or install them" >&2

@@ -28,6 +28,7 @@ mod read_at;
 pub mod refusal;
 mod report;
 pub mod vhd;
+pub mod vhdx;
 pub mod write;
 
 pub use detect::{detect, FooterPlace};

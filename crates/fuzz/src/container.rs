@@ -47,6 +47,13 @@ pub const TARGETS: &[Target] = &[
         run: qcow2,
     },
     Target {
+        name: "vhdx",
+        about: "a whole VHDX file (sparse format): Vhdx::read_header (both headers, region table, \
+                log replay, metadata, parent locator), VhdxDisk::open (BAT), reads and next_data, \
+                with an all-zero parent for differencing disks",
+        run: vhdx,
+    },
+    Target {
         name: "partition_table",
         about: "a whole disk (sparse format): read_partitions (MBR, EBR chain, protective and \
                 hybrid MBR, both GPT copies, 512 and 4096-byte sectors) and its findings",
@@ -220,6 +227,29 @@ pub fn qcow2(data: &[u8]) {
     }
 }
 
+/// The input is a whole VHDX file in the sparse format: its header is parsed (replaying the
+/// log), then its virtual disk opened (a differencing disk over an all-zero parent of its size)
+/// and read like [`vhd_dynamic`]'s.
+pub fn vhdx(data: &[u8]) {
+    use vhdprep_disk::vhdx::{Vhdx, VhdxDisk};
+    let file = SparseDisk::shared(data);
+    let Ok(header) = Vhdx::read_header(&*file) else {
+        return;
+    };
+    let _ = format!("{header:?}");
+    let parent: Option<SharedDisk> = header.has_parent().then(|| {
+        Arc::new(SparseDisk {
+            len: header.virtual_size(),
+            pages: BTreeMap::new(),
+        }) as SharedDisk
+    });
+    let Ok(disk) = VhdxDisk::open(file, header, parent) else {
+        return;
+    };
+    let _ = disk.allocated_blocks();
+    read_disk(&disk, input_hash(data));
+}
+
 /// Reads `disk` at its start, its end, a derived offset, and along its data ranges.
 fn read_disk(disk: &dyn ReadAt, h: u64) {
     let len = disk.len();
@@ -383,6 +413,55 @@ mod tests {
         let mut b = [0u8; 2];
         disk.read_exact_at(&mut b, 70000 + 2999).unwrap();
         assert_eq!(b, [0xcd, 0]);
+    }
+
+    #[test]
+    fn vhdx_seeds_open_with_their_data() {
+        use vhdprep_disk::vhdx::{Vhdx, VhdxDisk};
+        let open = |name: &str, parent: Option<SharedDisk>| {
+            let file = SparseDisk::shared(&seed("vhdx", name));
+            let h = Vhdx::read_header(&*file).unwrap();
+            (h.clone(), VhdxDisk::open(file, h, parent).unwrap())
+        };
+        let mut b = [0u8; 2];
+        let (h, d) = open("qemu-written.vhdx", None);
+        assert!(h.creator.starts_with("QEMU") && !h.log.non_empty);
+        d.read_exact_at(&mut b, 4095).unwrap();
+        assert_eq!(b, [0xab, 0]);
+        d.read_exact_at(&mut b[..1], (8191 << 10) + 1023).unwrap();
+        assert_eq!(b[0], 0x11);
+        let (_, d) = open("qemu-fixed.vhdx", None);
+        d.read_exact_at(&mut b, (1 << 20) + 4095).unwrap();
+        assert_eq!(b, [0x22, 0]);
+        // The dirty log holds the BAT update of the killed write: replayed, the data is there.
+        let (h, d) = open("qemu-dirty-log.vhdx", None);
+        assert!(
+            h.log.non_empty && h.log.entries_replayed >= 1,
+            "{:?}",
+            h.log
+        );
+        d.read_exact_at(&mut b, (5 << 20) + 4095).unwrap();
+        assert_eq!(b, [0x55, 0]);
+        let (h, d) = open("lss4096.vhdx", None);
+        assert_eq!(h.metadata.logical_sector_size, 4096);
+        d.read_exact_at(&mut b, 4095).unwrap();
+        assert_eq!(b, [0xab, 0]);
+        // Block 0 partly present: sectors 0-3 and 16-23 from the child, the rest from the
+        // (all-zero) parent.
+        let (h, _) = open("qemu-written.vhdx", None);
+        let parent: SharedDisk = Arc::new(SparseDisk {
+            len: h.virtual_size(),
+            pages: BTreeMap::new(),
+        });
+        let (h, d) = open("differencing.vhdx", Some(parent));
+        let l = h.metadata.parent_locator.unwrap();
+        assert_eq!(l.relative_path(), Some(".\\parent.vhdx"));
+        let mut sectors = vec![0u8; 24 * 512];
+        d.read_exact_at(&mut sectors, 0).unwrap();
+        assert!(sectors[..4 * 512].iter().all(|&x| x == 0xab));
+        assert!(sectors[4 * 512..16 * 512].iter().all(|&x| x == 0));
+        // Sectors 16-23 lie past the 4 KiB qemu-io wrote: zeros in the child too.
+        assert!(sectors[16 * 512..].iter().all(|&x| x == 0));
     }
 
     #[test]
