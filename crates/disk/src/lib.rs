@@ -18,6 +18,7 @@ mod image;
 mod read_at;
 mod report;
 pub mod vhd;
+pub mod vmdk;
 pub mod write;
 
 pub use detect::{detect, FooterPlace, Format};
