@@ -375,7 +375,13 @@ fn read_sparse(file: &dyn ReadAt, first: &[u8; 512], len: u64) -> Result<VmdkHea
         }
         let mut buf = vec![0u8; dlen as usize];
         file.read_exact_at(&mut buf, off)?;
-        Some(Descriptor::parse(&buf, off)?)
+        // qemu-img reserves an empty (all-NUL) descriptor area in the extents of a
+        // twoGbMaxExtentSparse disk: no descriptor.
+        if buf.iter().all(|&b| b == 0 || b.is_ascii_whitespace()) {
+            None
+        } else {
+            Some(Descriptor::parse(&buf, off)?)
+        }
     } else {
         None
     };
