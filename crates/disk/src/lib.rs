@@ -15,6 +15,7 @@ pub mod detect;
 mod error;
 pub mod findings;
 mod image;
+pub mod ova;
 mod read_at;
 mod report;
 pub mod vhd;
