@@ -295,7 +295,7 @@ pub(crate) mod tests {
     fn archive(members: &[(&str, &[u8], u8)]) -> Vec<u8> {
         let mut v = Vec::new();
         for (name, data, flag) in members {
-            v.extend_from_slice(&header(name, data.len() as u64, *flag));
+            v.extend_from_slice(&header(name, data.len(), *flag));
             v.extend_from_slice(data);
             v.resize(v.len().div_ceil(512) * 512, 0);
         }

@@ -12,7 +12,7 @@ use std::ops::Range;
 
 /// How one extent is read.
 enum Reader {
-    Sparse(SparseExtent),
+    Sparse(Box<SparseExtent>),
     Flat(Slice<SharedDisk>),
     Zero,
 }
@@ -74,7 +74,7 @@ impl VmdkDisk {
                 parts: vec![Part {
                     start: 0,
                     len,
-                    reader: Reader::Sparse(ext),
+                    reader: Reader::Sparse(Box::new(ext)),
                 }],
                 len,
             });
@@ -144,9 +144,9 @@ impl VmdkDisk {
                             sectors: e.sectors,
                         });
                     }
-                    Reader::Sparse(
+                    Reader::Sparse(Box::new(
                         SparseExtent::open(f, sh, len, part_parent(start)).map_err(in_extent)?,
-                    )
+                    ))
                 }
                 other => {
                     return Err(VmdkError::UnsupportedExtent {
