@@ -14,7 +14,7 @@ use super::sparse_header::{Marker, SparseHeader, SECTOR};
 use super::VmdkError;
 use crate::image::SharedDisk;
 use crate::read_at::ReadAt;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::io;
 use std::ops::Range;
 use std::sync::{Arc, Mutex};
@@ -55,46 +55,46 @@ impl Grain {
     }
 }
 
-/// A small cache keyed by table or grain index, evicting the least recently used.
+/// A small cache keyed by table sector or grain index, evicting the oldest entry (first in,
+/// first out: O(1), and reads are mostly sequential).
 #[derive(Debug)]
-struct Lru<T> {
-    map: HashMap<u64, (Arc<T>, u64)>,
-    tick: u64,
+struct Cache<T> {
+    map: HashMap<u64, Arc<T>>,
+    order: VecDeque<u64>,
     cap: usize,
 }
 
-impl<T> Lru<T> {
+impl<T> Cache<T> {
     fn new(cap: usize) -> Self {
-        Lru {
+        Cache {
             map: HashMap::new(),
-            tick: 0,
+            order: VecDeque::new(),
             cap: cap.max(1),
         }
     }
 
-    fn get(&mut self, k: u64) -> Option<Arc<T>> {
-        self.tick += 1;
-        let t = self.tick;
-        self.map.get_mut(&k).map(|(v, used)| {
-            *used = t;
-            v.clone()
-        })
+    fn get(&self, k: u64) -> Option<Arc<T>> {
+        self.map.get(&k).cloned()
     }
 
     fn put(&mut self, k: u64, v: Arc<T>) {
-        if self.map.len() >= self.cap {
-            if let Some(old) = self
-                .map
-                .iter()
-                .min_by_key(|(_, (_, u))| *u)
-                .map(|(k, _)| *k)
-            {
-                self.map.remove(&old);
+        if self.map.insert(k, v).is_none() {
+            self.order.push_back(k);
+            while self.order.len() > self.cap {
+                if let Some(old) = self.order.pop_front() {
+                    self.map.remove(&old);
+                }
             }
         }
-        self.tick += 1;
-        self.map.insert(k, (v, self.tick));
     }
+}
+
+/// A grain table read from the file, with what `next_data` needs to skip it at once.
+#[derive(Debug)]
+struct Table {
+    entries: Vec<u32>,
+    /// Some entry points at a grain (GTE >= 2).
+    any_data: bool,
 }
 
 /// The part of a parent disk under this extent: reads beyond the parent's end are zeros (a
@@ -135,8 +135,8 @@ pub struct SparseExtent {
     len: u64,
     grain_bytes: u64,
     gd: Vec<u32>,
-    gts: Mutex<Lru<Vec<u32>>>,
-    grains: Mutex<Lru<Vec<u8>>>,
+    gts: Mutex<Cache<Table>>,
+    grains: Mutex<Cache<Vec<u8>>>,
     parent: Option<ParentPart>,
 }
 
@@ -183,8 +183,8 @@ impl SparseExtent {
             grain_bytes: header.grain_bytes(),
             len: len.min(header.capacity * SECTOR),
             gd,
-            gts: Mutex::new(Lru::new(GT_CACHE_BYTES / gt_bytes)),
-            grains: Mutex::new(Lru::new(GRAIN_CACHE_ENTRIES)),
+            gts: Mutex::new(Cache::new(GT_CACHE_BYTES / gt_bytes)),
+            grains: Mutex::new(Cache::new(GRAIN_CACHE_ENTRIES)),
             file,
             header,
             parent,
@@ -196,25 +196,22 @@ impl SparseExtent {
         &self.header
     }
 
-    /// The grain table `index` (its entries), from the cache or the file; `None` when the
-    /// directory has no table there.
-    fn table(&self, index: u64) -> Result<Option<Arc<Vec<u32>>>, VmdkError> {
+    /// The grain table `index`, from the cache or the file; `None` when the directory has no
+    /// table there. Cached by the table's sector, so a directory whose entries all point at
+    /// one table reads it once.
+    fn table(&self, index: u64) -> Result<Option<Arc<Table>>, VmdkError> {
         let Some(&sector) = usize::try_from(index).ok().and_then(|i| self.gd.get(i)) else {
             return Ok(None);
         };
         if sector == 0 {
             return Ok(None);
         }
-        if let Some(t) = self
-            .gts
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(index)
-        {
+        let key = u64::from(sector);
+        if let Some(t) = self.gts.lock().unwrap_or_else(|p| p.into_inner()).get(key) {
             return Ok(Some(t));
         }
         let n = self.header.gtes_per_gt as usize;
-        let offset = u64::from(sector) * SECTOR;
+        let offset = key * SECTOR;
         let file_len = self.file.len();
         if offset.saturating_add(n as u64 * 4) > file_len {
             return Err(VmdkError::TableOutsideFile {
@@ -226,15 +223,16 @@ impl SparseExtent {
         }
         let mut raw = vec![0u8; n * 4];
         self.file.read_exact_at(&mut raw, offset)?;
-        let t: Arc<Vec<u32>> = Arc::new(
-            raw.chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-        );
+        let entries: Vec<u32> = raw
+            .chunks_exact(4)
+            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        let any_data = entries.iter().any(|&e| e > 1);
+        let t = Arc::new(Table { entries, any_data });
         self.gts
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .put(index, t.clone());
+            .put(key, t.clone());
         Ok(Some(t))
     }
 
@@ -391,7 +389,7 @@ impl SparseExtent {
         let per = u64::from(self.header.gtes_per_gt);
         Ok(match self.table(g / per)? {
             None => Grain::Unallocated,
-            Some(t) => Grain::from_gte(t.get((g % per) as usize).copied().unwrap_or(0)),
+            Some(t) => Grain::from_gte(t.entries.get((g % per) as usize).copied().unwrap_or(0)),
         })
     }
 
@@ -411,7 +409,9 @@ impl SparseExtent {
                 let take = ((self.grain_len(g) - in_grain) as usize).min(buf.len() - done);
                 let state = match &table {
                     None => Grain::Unallocated,
-                    Some(t) => Grain::from_gte(t.get((g % per) as usize).copied().unwrap_or(0)),
+                    Some(t) => {
+                        Grain::from_gte(t.entries.get((g % per) as usize).copied().unwrap_or(0))
+                    }
                 };
                 self.read_grain(g, state, &mut buf[done..done + take], in_grain)?;
                 done += take;
@@ -439,13 +439,17 @@ impl SparseExtent {
                 g = table_last;
                 continue;
             };
+            if !table.any_data && self.parent.is_none() {
+                g = table_last;
+                continue;
+            }
             // Runs of grains of one kind: data (any sector), zeroed, unallocated.
-            let kind =
-                |g: u64| match Grain::from_gte(table.get((g % per) as usize).copied().unwrap_or(0))
-                {
-                    Grain::At(_) => Grain::At(0),
-                    other => other,
-                };
+            let kind = |g: u64| match Grain::from_gte(
+                table.entries.get((g % per) as usize).copied().unwrap_or(0),
+            ) {
+                Grain::At(_) => Grain::At(0),
+                other => other,
+            };
             while g < table_last {
                 let s = kind(g);
                 let mut e = g + 1;
@@ -476,7 +480,7 @@ impl SparseExtent {
         let mut n = 0;
         for t in 0..self.gd.len() as u64 {
             if let Some(table) = self.table(t)? {
-                n += table.iter().filter(|&&e| e > 1).count() as u64;
+                n += table.entries.iter().filter(|&&e| e > 1).count() as u64;
             }
         }
         Ok(n)
@@ -616,6 +620,25 @@ mod tests {
         let e = open(f, h, None);
         let mut b = vec![0u8; 65536];
         e.read_exact_at(&mut b, 0).unwrap();
+    }
+
+    #[test]
+    fn a_directory_pointing_at_one_table_2m_times_reads_it_once() {
+        // 64 TiB in 64 KiB grains: 2^21 directory entries, all naming the table at sector 1
+        // (which is the directory itself: entries of 1 read as zeroed grains).
+        let hb = header_bytes(MAX_CAPACITY_SECTORS, 1, 0);
+        let h = SparseHeader::parse(&hb, 0).unwrap();
+        let mut f = vec![0u8; 512 + (1 << 21) * 4];
+        f[..512].copy_from_slice(&hb);
+        for e in f[512..].chunks_exact_mut(4) {
+            e.copy_from_slice(&1u32.to_le_bytes());
+        }
+        let e = open(f, h, None);
+        assert_eq!(e.len(), 64 << 40);
+        assert_eq!(e.next_data(0).unwrap(), None);
+        let mut b = [1u8; 4];
+        e.read_exact_at(&mut b, (64 << 40) - 4).unwrap();
+        assert_eq!(b, [0; 4]);
     }
 
     fn compressed(data: &[u8], lba: u64) -> (Vec<u8>, SparseHeader) {
