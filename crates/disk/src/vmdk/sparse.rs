@@ -406,14 +406,42 @@ impl SparseExtent {
                 let at = offset + done as u64;
                 let g = at / self.grain_bytes;
                 let in_grain = at % self.grain_bytes;
-                let take = ((self.grain_len(g) - in_grain) as usize).min(buf.len() - done);
-                let state = match &table {
+                let mut take = ((self.grain_len(g) - in_grain) as usize).min(buf.len() - done);
+                let gte = |g: u64| match &table {
                     None => Grain::Unallocated,
                     Some(t) => {
                         Grain::from_gte(t.entries.get((g % per) as usize).copied().unwrap_or(0))
                     }
                 };
-                self.read_grain(g, state, &mut buf[done..done + take], in_grain)?;
+                let state = gte(g);
+                if let (Grain::At(first), false) = (state, self.header.compressed()) {
+                    // Grains stored one after another in the file (as qemu-img and VMware
+                    // allocate them) are read with one pread.
+                    let mut last = g;
+                    while done + take < buf.len() && offset + ((done + take) as u64) < table_end {
+                        let next = last + 1;
+                        if gte(next) != Grain::At(first + (next - g) * self.header.grain_size) {
+                            break;
+                        }
+                        take += (self.grain_len(next) as usize).min(buf.len() - done - take);
+                        last = next;
+                    }
+                    let offset_in_file = first * SECTOR;
+                    let run_end = (offset_in_file + (last - g) * self.grain_bytes)
+                        .saturating_add(self.grain_len(last));
+                    let file_len = self.file.len();
+                    if run_end > file_len {
+                        return Err(VmdkError::GrainOutsideFile {
+                            grain: g,
+                            offset: offset_in_file,
+                            file_len,
+                        });
+                    }
+                    self.file
+                        .read_exact_at(&mut buf[done..done + take], offset_in_file + in_grain)?;
+                } else {
+                    self.read_grain(g, state, &mut buf[done..done + take], in_grain)?;
+                }
                 done += take;
             }
         }
@@ -558,6 +586,34 @@ mod tests {
         assert_eq!(e.next_data(131072).unwrap(), None);
         assert_eq!(e.allocated_grains().unwrap(), 1);
         assert_eq!(e.state_at(131072).unwrap(), Grain::Zero);
+    }
+
+    #[test]
+    fn contiguous_grains_read_as_one_run_and_others_apart() {
+        // Grains 0 and 1 back to back (sectors 8, 136), grain 3 before grain 2 in the file.
+        let hb = header_bytes(4 * 128, 1, 0);
+        let h = SparseHeader::parse(&hb, 0).unwrap();
+        let mut f = vec![0u8; 8 * 512 + 4 * 65536];
+        f[..512].copy_from_slice(&hb);
+        f[512..516].copy_from_slice(&2u32.to_le_bytes());
+        for (i, sector) in [8u32, 136, 392, 264].iter().enumerate() {
+            f[1024 + 4 * i..1028 + 4 * i].copy_from_slice(&sector.to_le_bytes());
+            let at = *sector as usize * 512;
+            f[at..at + 65536].fill(0x10 + i as u8);
+        }
+        let e = open(f.clone(), h.clone(), None);
+        let mut all = vec![0u8; 4 * 65536];
+        e.read_exact_at(&mut all, 100).unwrap_err(); // past the end: 100 + 256 KiB
+        e.read_exact_at(&mut all[..4 * 65536 - 100], 100).unwrap();
+        for (i, c) in all[..4 * 65536 - 100].chunks(1).enumerate() {
+            let g = (i + 100) / 65536;
+            assert_eq!(c[0], 0x10 + g as u8, "byte {}", i + 100);
+        }
+        // The file cut inside grain 1 (of the run 0-1): an error, not a short read.
+        let cut = f[..136 * 512 + 1000].to_vec();
+        let e = open(cut, h, None);
+        let err = e.read_exact_at(&mut all[..2 * 65536], 0).unwrap_err();
+        assert!(err.to_string().contains("outside the"), "{err}");
     }
 
     #[test]
