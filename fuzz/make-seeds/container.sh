@@ -3,6 +3,9 @@
 #   container_detect  head and tail slices of images written by qemu-img;
 #   vhd_dynamic       whole VHD files written by qemu-img/qemu-io, in the sparse format;
 #   qcow2             whole qcow2 files written by qemu-img/qemu-io, in the sparse format;
+#   vmdk              whole VMDK files (sparse, stream-optimized, zeroed grains, a delta,
+#                     descriptor files) written by qemu-img/qemu-io, in the sparse format;
+#   ova               OVAs made by GNU tar (ustar, pax, gnu) around a stream-optimized VMDK;
 #   partition_table   disks partitioned by sgdisk/sfdisk and the fixture images' tables, in the
 #                     sparse format (the first 34 and last 33 sectors, zero blocks dropped).
 # Usage: fuzz/make-seeds/container.sh (writes into fuzz/seeds/; run from anywhere)
@@ -187,4 +190,44 @@ table "$tmp/d" "$out/crafted-gpt-4k" 4096
 for f in gen2-gpt-ext4 gen1-mbr-ext4 hybrid-gpt rhel-lvm; do
     [ -f "$fixtures/$f.raw" ] || { echo "container.sh: no fixture $fixtures/$f.raw" >&2; exit 1; }
     table "$fixtures/$f.raw" "$out/fixture-$f"
+done
+
+# --- vmdk: whole files in the sparse format (header, descriptor, GD, GTs, grains).
+out="$here/seeds/vmdk"; mkdir -p "$out"
+vwrite() { qemu-io -f vmdk "${@:2}" "$1" >/dev/null; }
+truncate -s 8M "$tmp/v.raw"
+printf 'vhdprep vmdk seed' | dd of="$tmp/v.raw" bs=1 seek=70000 conv=notrunc status=none
+head -c 3000 /usr/share/common-licenses/GPL-3 | dd of="$tmp/v.raw" bs=1 seek=$((5 << 20)) conv=notrunc status=none
+for sub in monolithicSparse streamOptimized twoGbMaxExtentSparse monolithicFlat; do
+    qemu-img convert -q -f raw -O vmdk -o subformat=$sub "$tmp/v.raw" "$tmp/$sub.vmdk"
+done
+qemu-img convert -q -f raw -O vmdk -o zeroed_grain=on "$tmp/v.raw" "$tmp/zeroed.vmdk"
+vwrite "$tmp/zeroed.vmdk" -c "write -z 64k 64k"
+(cd "$tmp" && qemu-img create -q -f vmdk -b monolithicSparse.vmdk -F vmdk delta.vmdk)
+vwrite "$tmp/delta.vmdk" -c "write -P 0x5a 1M 4k"
+for f in monolithicSparse streamOptimized zeroed delta twoGbMaxExtentSparse-s001; do
+    python3 "$sparse" "$tmp/$f.vmdk" "$out/qemu-$f.vmdk" --max 65536
+done
+# Descriptor files: their extents are the input again.
+for f in twoGbMaxExtentSparse monolithicFlat; do
+    python3 "$sparse" "$tmp/$f.vmdk" "$out/qemu-$f-descriptor.vmdk" --max 65536
+done
+
+# --- ova: whole archives (not sparse: tar headers are dense).
+out="$here/seeds/ova"; mkdir -p "$out"
+truncate -s 1M "$tmp/o.raw"
+printf 'vhdprep ova seed' | dd of="$tmp/o.raw" bs=1 seek=4096 conv=notrunc status=none
+mkdir -p "$tmp/ova"
+qemu-img convert -q -f raw -O vmdk -o subformat=streamOptimized "$tmp/o.raw" "$tmp/ova/x-disk1.vmdk"
+cat > "$tmp/ova/x.ovf" <<XML
+<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="x-disk1.vmdk" ovf:id="file1" ovf:size="$(stat -c %s "$tmp/ova/x-disk1.vmdk")"/></References>
+  <DiskSection><Info>Virtual disk information</Info>
+    <Disk ovf:capacity="1" ovf:capacityAllocationUnits="byte * 2^20" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+</Envelope>
+XML
+for format in ustar pax gnu; do
+    (cd "$tmp/ova" && tar --format=$format -cf "$out/tar-$format.ova" x.ovf x-disk1.vmdk)
 done

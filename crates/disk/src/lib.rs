@@ -21,6 +21,7 @@ mod error;
 pub mod findings;
 pub mod format;
 mod image;
+pub mod ova;
 pub mod pipeline;
 pub mod probe;
 pub mod qcow2;
@@ -29,6 +30,7 @@ pub mod refusal;
 mod report;
 pub mod vhd;
 pub mod vhdx;
+pub mod vmdk;
 pub mod write;
 
 pub use detect::{detect, FooterPlace};

@@ -54,6 +54,20 @@ pub const TARGETS: &[Target] = &[
         run: vhdx,
     },
     Target {
+        name: "vmdk",
+        about: "a whole VMDK file (sparse format): Vmdk::read_header (sparse header, footer, \
+                embedded or separate descriptor), VmdkDisk::open (grain directory, extents \
+                given as the input again, a zero parent for a delta), reads and next_data \
+                (grain tables, compressed grains)",
+        run: vmdk,
+    },
+    Target {
+        name: "ova",
+        about: "a whole OVA file: the tar listing (ustar, pax, GNU), the OVF descriptor, \
+                and each disk member read in place as a VMDK",
+        run: ova,
+    },
+    Target {
         name: "partition_table",
         about: "a whole disk (sparse format): read_partitions (MBR, EBR chain, protective and \
                 hybrid MBR, both GPT copies, 512 and 4096-byte sectors) and its findings",
@@ -248,6 +262,56 @@ pub fn vhdx(data: &[u8]) {
     };
     let _ = disk.allocated_blocks();
     read_disk(&disk, input_hash(data));
+}
+
+/// Opens `file` as a VMDK as the DiskImage layer will: the extents it names are the file
+/// itself (a descriptor pointing at flat or sparse data), a delta gets a 1 MiB zero parent.
+fn open_vmdk(file: SharedDisk) -> Option<vhdprep_disk::vmdk::VmdkDisk> {
+    use vhdprep_disk::vmdk::{Vmdk, VmdkDisk};
+    let header = Vmdk::read_header(file.as_ref()).ok()?;
+    let _ = header.virtual_size();
+    let _ = header.create_type();
+    let _ = format!("{header:?}");
+    // At most 64 extents handed over: each is the same reader.
+    let n = header.extent_files().len().min(64);
+    let extents = vec![file.clone(); n];
+    let parent: Option<SharedDisk> = header
+        .parent()
+        .map(|_| Arc::new(vec![0u8; 1 << 20]) as SharedDisk);
+    match VmdkDisk::open(file, &header, extents, parent) {
+        Ok(d) => Some(d),
+        Err(e) => {
+            let _ = e.to_string();
+            None
+        }
+    }
+}
+
+/// The input is a whole VMDK in the sparse format (a monolithicSparse or streamOptimized
+/// file, or a descriptor file).
+pub fn vmdk(data: &[u8]) {
+    if let Some(disk) = open_vmdk(SparseDisk::shared(data)) {
+        read_disk(&disk, input_hash(data));
+    }
+}
+
+/// The input is a whole OVA (a tar archive, not in the sparse format: tar headers are dense).
+pub fn ova(data: &[u8]) {
+    use vhdprep_disk::ova::Ova;
+    let file: SharedDisk = Arc::new(data.to_vec());
+    let Ok(o) = Ova::read(file.as_ref()) else {
+        return;
+    };
+    let _ = o.ovf_first();
+    let Ok(disks) = o.disks() else {
+        return;
+    };
+    for d in disks.iter().take(4) {
+        let slice: SharedDisk = Arc::new(Ova::disk_slice(file.clone(), &d.member));
+        if let Some(disk) = open_vmdk(slice) {
+            read_disk(&disk, input_hash(data));
+        }
+    }
 }
 
 /// Reads `disk` at its start, its end, a derived offset, and along its data ranges.
@@ -462,6 +526,38 @@ mod tests {
         assert!(sectors[4 * 512..16 * 512].iter().all(|&x| x == 0));
         // Sectors 16-23 lie past the 4 KiB qemu-io wrote: zeros in the child too.
         assert!(sectors[16 * 512..].iter().all(|&x| x == 0));
+    }
+
+    #[test]
+    fn vmdk_and_ova_seeds_open_with_their_data() {
+        // The zeroed seed had the grain at 64 KiB zeroed by `qemu-io write -z`.
+        for (name, want) in [
+            ("qemu-monolithicSparse.vmdk", b"vhdprep vmdk seed"),
+            ("qemu-streamOptimized.vmdk", b"vhdprep vmdk seed"),
+            ("qemu-zeroed.vmdk", &[0u8; 17]),
+        ] {
+            let disk = open_vmdk(SparseDisk::shared(&seed("vmdk", name))).unwrap();
+            let mut b = [1u8; 17];
+            disk.read_exact_at(&mut b, 70000).unwrap();
+            assert_eq!(&b, want, "{name}");
+            assert!(disk.next_data(0).unwrap().is_some(), "{name}");
+        }
+        let delta = vhdprep_disk::vmdk::Vmdk::read_header(
+            SparseDisk::shared(&seed("vmdk", "qemu-delta.vmdk")).as_ref(),
+        )
+        .unwrap();
+        assert!(delta.parent().is_some());
+        for format in ["ustar", "pax", "gnu"] {
+            let file: SharedDisk = Arc::new(seed("ova", &format!("tar-{format}.ova")));
+            let o = vhdprep_disk::ova::Ova::read(file.as_ref()).unwrap();
+            let d = &o.disks().unwrap()[0];
+            assert_eq!(d.disk.capacity, Some(1 << 20));
+            let slice = Arc::new(vhdprep_disk::ova::Ova::disk_slice(file.clone(), &d.member));
+            let disk = open_vmdk(slice).unwrap();
+            let mut b = [0u8; 16];
+            disk.read_exact_at(&mut b, 4096).unwrap();
+            assert_eq!(&b, b"vhdprep ova seed", "{format}");
+        }
     }
 
     #[test]
