@@ -17,6 +17,7 @@ pub mod findings;
 mod image;
 mod read_at;
 mod report;
+pub mod vdi;
 pub mod vhd;
 pub mod write;
 
