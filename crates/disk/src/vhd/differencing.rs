@@ -9,7 +9,7 @@
 use super::dynamic::{DynamicError, DynamicVhd};
 use super::dynamic_header::{DynamicHeader, DYNAMIC_HEADER_SIZE};
 use super::footer::{DiskType, Footer, FOOTER_SIZE};
-use super::parent::{read_locator, DecodedLocator};
+use super::parent::{parent_candidates, read_locator, Candidate, DecodedLocator};
 use crate::read_at::ReadAt;
 use crate::SharedDisk;
 use std::io;
@@ -130,6 +130,12 @@ impl DifferencingHeader {
     /// Size of the virtual disk in bytes.
     pub fn virtual_size(&self) -> u64 {
         self.footer.virtual_size()
+    }
+
+    /// Where the parent of this child, read from `child_path`, may be, in the order to try
+    /// (see [`super::parent::parent_candidates`]). Opens nothing.
+    pub fn parent_candidates(&self, child_path: &std::path::Path) -> Vec<Candidate> {
+        parent_candidates(child_path, &self.dynamic, &self.locators)
     }
 }
 
