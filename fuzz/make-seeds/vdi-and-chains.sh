@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Seeds for the targets of crates/fuzz/src/vdi_and_chains.rs, in the sparse format:
 #   vdi               VDI files written by qemu-img (dynamic, static, empty) and written to
-#                     with qemu-io; one patched to VirtualBox's 400-byte header;
+#                     with qemu-io; one patched to VirtualBox's 400-byte header, one to a
+#                     differencing image (type 4 with a parent's UUIDs);
 #   vhd_differencing  differencing VHDs over a parent qemu-img writes. qemu-img cannot write
 #                     them, so the children are built here from the VHD specification, as
 #                     crates/disk/tests/vhd_differencing.rs builds them: footer copy, dynamic
@@ -34,7 +35,16 @@ with open(sys.argv[1], "r+b") as f:
     f.seek(72); f.write(struct.pack("<I", 400))
     f.seek(456); f.write(struct.pack("<IIII", 16, 16, 63, 512))
 PY
-for f in empty written static vbox; do
+# A VirtualBox snapshot: type 4, link and parent-modification UUIDs of another image.
+cp "$tmp/written.vdi" "$tmp/diff.vdi"
+python3 - "$tmp/diff.vdi" "$tmp/static.vdi" <<'PY'
+import struct, sys
+uuids = open(sys.argv[2], "rb").read()[392:424]
+with open(sys.argv[1], "r+b") as f:
+    f.seek(76); f.write(struct.pack("<I", 4))
+    f.seek(424); f.write(uuids)
+PY
+for f in empty written static vbox diff; do
     python3 "$sparse" "$tmp/$f.vdi" "$out/qemu-$f.vdi" --max 65536
 done
 

@@ -242,7 +242,7 @@ impl VdiHeader {
             return Err(VdiError::BadHeaderSize(self.header_size));
         }
         match self.image_type {
-            VdiImageType::Dynamic | VdiImageType::Static => {}
+            VdiImageType::Dynamic | VdiImageType::Static | VdiImageType::Differencing => {}
             other => return Err(VdiError::UnsupportedType(other)),
         }
         let sector = self.legacy_geometry.sector_size;
@@ -372,8 +372,12 @@ pub(crate) mod tests {
             VdiError::BadHeaderSize(100)
         ));
         assert!(matches!(
-            check(&|b| set32(b, 76, 4)),
-            VdiError::UnsupportedType(VdiImageType::Differencing)
+            check(&|b| set32(b, 76, 3)),
+            VdiError::UnsupportedType(VdiImageType::Undo)
+        ));
+        assert!(matches!(
+            check(&|b| set32(b, 76, 9)),
+            VdiError::UnsupportedType(VdiImageType::Other(9))
         ));
         assert!(matches!(
             check(&|b| set32(b, 360, 4096)),

@@ -7,11 +7,15 @@
 //!   "zero" (both read as zeros).
 //! - [`reader`]: [`VdiDisk`], the virtual disk read through the block map.
 //!
-//! Static (`fixed`) and dynamic (`normal`) images are read. Differencing (VirtualBox
-//! snapshots) and undo images are recognised and refused by name.
+//! Static (`fixed`), dynamic (`normal`) and differencing (VirtualBox snapshots: blocks never
+//! written read the parent's) images are read; undo images (VirtualBox 1.x) are refused by
+//! name. A differencing image names its parent only by UUID (VirtualBox keeps the paths in
+//! its media registry); [`parent`] gives the one path VirtualBox's naming implies and checks
+//! a candidate's UUIDs.
 
 pub mod block_map;
 pub mod header;
+pub mod parent;
 pub mod reader;
 
 pub use block_map::{BlockMap, BLOCK_FREE, BLOCK_ZERO};
@@ -60,7 +64,7 @@ pub enum VdiError {
     )]
     BadHeaderSize(u32),
     /// Differencing, undo or unknown image types.
-    #[error("VDI image type {} at offset 76 is not read (only static and dynamic); flatten it first, e.g. `VBoxManage clonemedium` of the snapshot", .0.name())]
+    #[error("VDI image type {} at offset 76 is not read (only static, dynamic and differencing); flatten it first, e.g. `VBoxManage clonemedium`", .0.name())]
     UnsupportedType(VdiImageType),
     /// A sector size other than 512.
     #[error("VDI sector size {0} at offset 360 is not 512")]
@@ -131,6 +135,19 @@ pub enum VdiError {
         offset: u64,
         /// File length.
         file_len: u64,
+    },
+    /// A differencing image opened without its parent.
+    #[error("differencing VDI image needs its parent (UUID {0}, at offset 424); give its path with --parent PATH")]
+    MissingParent(uuid::Uuid),
+    /// A candidate parent whose UUID is not the one the child records.
+    #[error("{} is not the parent: its UUID is {found}, the differencing VDI expects {expected}", path.display())]
+    ParentMismatch {
+        /// The candidate.
+        path: std::path::PathBuf,
+        /// The child's link UUID.
+        expected: uuid::Uuid,
+        /// The candidate's image UUID.
+        found: uuid::Uuid,
     },
     /// A parent given for an image that has none.
     #[error("a parent disk was given for a {} VDI image, which has none", .0.name())]
