@@ -28,6 +28,7 @@ pub mod qcow2;
 mod read_at;
 pub mod refusal;
 mod report;
+pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
 pub mod vmdk;

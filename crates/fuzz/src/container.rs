@@ -173,7 +173,7 @@ fn take_u32(b: &[u8]) -> Option<(u32, &[u8])> {
 }
 
 /// A number derived from the input, to pick offsets and options that vary with it.
-fn input_hash(data: &[u8]) -> u64 {
+pub(crate) fn input_hash(data: &[u8]) -> u64 {
     // FNV-1a: stable across runs and platforms, so a saved input replays the same way.
     data.iter().fold(0xcbf2_9ce4_8422_2325, |h, &b| {
         (h ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3)
@@ -315,7 +315,7 @@ pub fn ova(data: &[u8]) {
 }
 
 /// Reads `disk` at its start, its end, a derived offset, and along its data ranges.
-fn read_disk(disk: &dyn ReadAt, h: u64) {
+pub(crate) fn read_disk(disk: &dyn ReadAt, h: u64) {
     let len = disk.len();
     let mut buf = vec![0u8; VHD_READ];
     let derived = if len == 0 { 0 } else { h % len };

@@ -14,6 +14,7 @@ pub mod binary;
 pub mod container;
 pub mod filesystem;
 pub mod text;
+pub mod vdi_and_chains;
 
 /// One fuzz target: its name (the cargo-fuzz binary and the seed folder) and its body.
 #[derive(Clone, Copy)]
@@ -33,6 +34,7 @@ pub fn all() -> Vec<Target> {
         filesystem::TARGETS,
         text::TARGETS,
         binary::TARGETS,
+        vdi_and_chains::TARGETS,
     ]
     .concat()
 }

@@ -176,13 +176,19 @@ impl<R: ReadAt> DynamicVhd<R> {
         self.bat.iter().filter(|&&e| e != UNALLOCATED).count()
     }
 
-    /// Reads within one block: `buf` must not cross a block boundary.
-    fn read_in_block(&self, buf: &mut [u8], offset: u64) -> io::Result<()> {
+    /// Reads within one block: `buf` must not cross a block boundary. Runs of sectors this
+    /// file does not hold (an unallocated block, clear bitmap bits) go to `absent` with their
+    /// virtual offset: zeros for a dynamic disk, the parent's bytes for a differencing one.
+    fn read_in_block(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        absent: &mut Absent<'_>,
+    ) -> io::Result<()> {
         let index = (offset / self.block_size) as usize;
         let entry = self.bat[index];
         if entry == UNALLOCATED {
-            buf.fill(0);
-            return Ok(());
+            return absent(buf, offset);
         }
         let bitmap_at = u64::from(entry) * 512;
         let data_at = bitmap_at + self.bitmap_size;
@@ -212,16 +218,21 @@ impl<R: ReadAt> DynamicVhd<R> {
             if state {
                 self.file.read_exact_at(run, data_at + here)?;
             } else {
-                run.fill(0);
+                absent(run, offset - in_block + here)?;
             }
             pos = run_end;
         }
         Ok(())
     }
-}
 
-impl<R: ReadAt> ReadAt for DynamicVhd<R> {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+    /// Reads like [`ReadAt::read_at`], handing the runs this file does not hold to `absent`
+    /// (see [`DynamicVhd::read_in_block`]).
+    pub(crate) fn read_with(
+        &self,
+        buf: &mut [u8],
+        offset: u64,
+        absent: &mut Absent<'_>,
+    ) -> io::Result<usize> {
         if offset >= self.virtual_size {
             return Ok(0);
         }
@@ -233,10 +244,22 @@ impl<R: ReadAt> ReadAt for DynamicVhd<R> {
             let at = offset + done as u64;
             let block_left = (self.block_size - at % self.block_size) as usize;
             let take = block_left.min(n - done);
-            self.read_in_block(&mut buf[done..done + take], at)?;
+            self.read_in_block(&mut buf[done..done + take], at, absent)?;
             done += take;
         }
         Ok(n)
+    }
+}
+
+/// What a read does with a run of sectors the file does not hold: `(run, virtual offset)`.
+pub(crate) type Absent<'a> = dyn FnMut(&mut [u8], u64) -> io::Result<()> + 'a;
+
+impl<R: ReadAt> ReadAt for DynamicVhd<R> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
+        self.read_with(buf, offset, &mut |run, _| {
+            run.fill(0);
+            Ok(())
+        })
     }
 
     fn len(&self) -> u64 {

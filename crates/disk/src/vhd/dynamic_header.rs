@@ -53,6 +53,9 @@ pub struct DynamicHeader {
     pub computed_checksum: u32,
     /// Parent's unique id (differencing disks).
     pub parent_unique_id: [u8; 16],
+    /// Parent's modification time as recorded at creation (seconds since 2000-01-01 UTC;
+    /// differencing disks).
+    pub parent_timestamp: u32,
     /// Parent's file name from the header (differencing disks).
     pub parent_name: String,
     /// Non-empty parent locators.
@@ -115,6 +118,7 @@ impl DynamicHeader {
             checksum: be32(b, 36),
             computed_checksum: !sum,
             parent_unique_id,
+            parent_timestamp: be32(b, 56),
             parent_name,
             parent_locators,
         }
@@ -143,6 +147,7 @@ mod tests {
         b[24..28].copy_from_slice(&0x0001_0000u32.to_be_bytes());
         b[28..32].copy_from_slice(&512u32.to_be_bytes());
         b[32..36].copy_from_slice(&(2u32 << 20).to_be_bytes());
+        b[56..60].copy_from_slice(&0x2a00_0001u32.to_be_bytes());
         for (i, u) in "base.vhd".encode_utf16().enumerate() {
             b[64 + 2 * i..66 + 2 * i].copy_from_slice(&u.to_be_bytes());
         }
@@ -164,6 +169,7 @@ mod tests {
         assert_eq!(h.max_table_entries, 512);
         assert_eq!(h.block_size, 2 << 20);
         assert_eq!(h.parent_name, "base.vhd");
+        assert_eq!(h.parent_timestamp, 0x2a00_0001);
         assert_eq!(h.parent_locators.len(), 1);
         assert_eq!(h.parent_locators[0].platform_code, "W2ru");
         assert_eq!(h.parent_locators[0].data_offset, 4096);
