@@ -70,7 +70,8 @@ pub enum FormatArg {
 
 #[derive(Args)]
 pub struct CheckArgs {
-    /// The OS disk image (fixed VHD; raw, dynamic VHD are read too and reported).
+    /// The OS disk image (fixed VHD; raw, dynamic/differencing VHD, VHDX, qcow2, VMDK, OVA
+    /// and VDI are read too and reported).
     pub image: PathBuf,
     /// A data disk of the same image (repeatable): container and size rules.
     #[arg(long = "data-disk", value_name = "IMG")]
@@ -108,6 +109,8 @@ pub struct CheckArgs {
     /// Write the report to FILE instead of standard output.
     #[arg(long, short = 'o', value_name = "FILE")]
     pub output: Option<PathBuf>,
+    #[command(flatten)]
+    pub parents: super::ParentArgs,
 }
 
 /// Builds the policy: the config file first, then the flags.
@@ -148,11 +151,14 @@ fn policy(args: &CheckArgs) -> Result<(Policy, Vec<PathBuf>), CliError> {
 
 pub fn run(args: CheckArgs) -> Result<i32, CliError> {
     let (policy, disk_paths) = policy(&args)?;
-    let image = DiskImage::open(&args.image)?;
+    let image = args.parents.open_reading(&args.image)?;
     let data_disks = disk_paths
         .iter()
         .map(DiskImage::open)
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(e) = data_disks.iter().find_map(DiskImage::parent_error) {
+        return Err(CliError::trouble(e));
+    }
     let report = vhdprep::check::check(&image, &data_disks, &policy).map_err(CliError::trouble)?;
     let format = match args.format {
         FormatArg::Text => OutputFormat::Text,

@@ -8,7 +8,7 @@ use indicatif::ProgressBar;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use vhdprep::checksum::{
-    checksum_path, verify_path, Digests, Manifest, Observer, Options, RangeSpill, Scope,
+    checksum_path_with, verify_path_with, Digests, Manifest, Observer, Options, RangeSpill, Scope,
 };
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -63,6 +63,8 @@ pub struct ChecksumArgs {
         conflicts_with_all = ["md5", "sha256", "crc32", "blake3", "zero_map", "range_md5", "json", "output"]
     )]
     verify: Option<PathBuf>,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 /// Drives the progress bar.
@@ -85,7 +87,7 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
     let mut bar = Bar(byte_bar(0, args.quiet));
     if let Some(manifest) = &args.verify {
         let m = Manifest::load(manifest).map_err(CliError::trouble)?;
-        let diffs = verify_path(&m, &args.image, scope, &mut bar);
+        let diffs = verify_path_with(&m, &args.image, scope, &args.parents.options(), &mut bar);
         bar.0.finish_and_clear();
         let diffs = diffs.map_err(CliError::trouble)?;
         let img = args.image.display();
@@ -133,7 +135,7 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
     let pb = bar.0.clone();
     if args.json {
         let mut spill = RangeSpill::new(opts.range_md5, &mut bar).map_err(fail)?;
-        let digests = checksum_path(&args.image, scope, &opts, &mut spill);
+        let digests = checksum_path_with(&args.image, scope, &args.parents.options(), &opts, &mut spill);
         pb.finish_and_clear();
         let digests = digests.map_err(CliError::trouble)?;
         let manifest = Manifest::from_digests(&digests);
@@ -146,7 +148,7 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
             }
         })?;
     } else {
-        let digests = checksum_path(&args.image, scope, &opts, &mut bar);
+        let digests = checksum_path_with(&args.image, scope, &args.parents.options(), &opts, &mut bar);
         pb.finish_and_clear();
         let digests = digests.map_err(CliError::trouble)?;
         let text = render_text(&digests, opts.range_md5);

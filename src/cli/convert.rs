@@ -10,7 +10,8 @@ use vhdprep::partition::gpt::GptRelocator;
 
 #[derive(Args)]
 pub struct ConvertArgs {
-    /// Source image: raw, fixed VHD or dynamic VHD. Only read.
+    /// Source image: raw, VHD (fixed, dynamic, differencing), VHDX, qcow2, VMDK, OVA or VDI.
+    /// Only read.
     src: PathBuf,
     /// Destination fixed VHD. Written under a temporary name, then renamed.
     dst: PathBuf,
@@ -24,6 +25,8 @@ pub struct ConvertArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 fn parse_fourcc(s: &str) -> Result<[u8; 4], String> {
@@ -35,7 +38,7 @@ fn parse_fourcc(s: &str) -> Result<[u8; 4], String> {
 }
 
 pub fn run(args: ConvertArgs) -> Result<i32, CliError> {
-    let src = DiskImage::open(&args.src)?;
+    let src: DiskImage = args.parents.open_reading(&args.src)?;
     let bar = byte_bar(src.virtual_size(), args.quiet);
     let mut tick = |done: u64, _total: u64| bar.set_position(done);
     // Said even with -q: a file was deleted that the user did not name.

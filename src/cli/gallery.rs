@@ -52,6 +52,8 @@ pub struct GalleryArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: GalleryFormat,
+    #[command(flatten)]
+    pub parents: super::ParentArgs,
 }
 
 fn policy(a: &GalleryArgs) -> Policy {
@@ -75,7 +77,7 @@ pub fn run(args: GalleryArgs) -> Result<i32, CliError> {
             .map_err(|e| CliError::trouble(format!("--version: {e} (GAL-010)")))?;
     }
     let policy = policy(&args);
-    let image = DiskImage::open(&args.image)?;
+    let image: DiskImage = args.parents.open_reading(&args.image)?;
     let ctx = Context::gather(&image, &[], &policy).map_err(CliError::trouble)?;
     if let Some(why) = &ctx.unexamined {
         return Err(CliError::trouble(format!(

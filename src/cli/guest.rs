@@ -16,11 +16,13 @@ const CAT_LIMIT: u64 = 1 << 30;
 
 #[derive(Args)]
 pub struct InspectArgs {
-    /// The disk image (raw, fixed or dynamic VHD).
+    /// The disk image (raw, VHD, VHDX, qcow2, VMDK, OVA, VDI).
     image: PathBuf,
     /// Print JSON (keys: partitions, logical_volumes, root, fstab, os, architecture, findings).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 #[derive(Args)]
@@ -36,6 +38,8 @@ pub struct LsArgs {
     /// Read partition N's filesystem on its own instead of the assembled guest.
     #[arg(long, value_name = "N")]
     partition: Option<u32>,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 #[derive(Args)]
@@ -47,6 +51,8 @@ pub struct CatArgs {
     /// Read partition N's filesystem on its own instead of the assembled guest.
     #[arg(long, value_name = "N")]
     partition: Option<u32>,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 fn trouble_at(image: &std::path::Path, e: impl std::fmt::Display) -> CliError {
@@ -54,8 +60,12 @@ fn trouble_at(image: &std::path::Path, e: impl std::fmt::Display) -> CliError {
 }
 
 /// Opens the image and returns the tree `ls`/`cat` read from.
-fn tree_for(image_path: &std::path::Path, partition: Option<u32>) -> Result<GuestTree, CliError> {
-    let image = DiskImage::open(image_path)?;
+fn tree_for(
+    image_path: &std::path::Path,
+    partition: Option<u32>,
+    parents: &super::ParentArgs,
+) -> Result<GuestTree, CliError> {
+    let image: DiskImage = parents.open_reading(image_path)?;
     let (_, volumes, guest) = inspect(&image).map_err(CliError::trouble)?;
     match partition {
         Some(n) => {
@@ -73,7 +83,7 @@ fn tree_for(image_path: &std::path::Path, partition: Option<u32>) -> Result<Gues
 }
 
 pub fn run_inspect(args: InspectArgs) -> Result<i32, CliError> {
-    let image = DiskImage::open(&args.image)?;
+    let image: DiskImage = args.parents.open_reading(&args.image)?;
     let (report, _, _) = inspect(&image).map_err(CliError::trouble)?;
     if args.json {
         print_json(&report)?;
@@ -212,7 +222,7 @@ fn mode_string(m: &Metadata) -> String {
 }
 
 pub fn run_ls(args: LsArgs) -> Result<i32, CliError> {
-    let tree = tree_for(&args.image, args.partition)?;
+    let tree = tree_for(&args.image, args.partition, &args.parents)?;
     let path = args.path.as_bytes();
     let meta = tree
         .metadata(path)
@@ -276,7 +286,7 @@ pub fn run_ls(args: LsArgs) -> Result<i32, CliError> {
 }
 
 pub fn run_cat(args: CatArgs) -> Result<i32, CliError> {
-    let tree = tree_for(&args.image, args.partition)?;
+    let tree = tree_for(&args.image, args.partition, &args.parents)?;
     let bytes = tree
         .read_file(args.path.as_bytes(), CAT_LIMIT)
         .map_err(|e| path_error(&args.image, e))?;

@@ -13,10 +13,13 @@ pub struct InfoArgs {
     /// Print JSON (keys: format, probes, virtual_size, file_size, footer, findings ...).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    parents: super::ParentArgs,
 }
 
 pub fn run(args: InfoArgs) -> Result<i32, CliError> {
-    let image = DiskImage::open(&args.image)?;
+    // A missing parent is described, not fatal: `unreadable` names it.
+    let image = DiskImage::open_with(&args.image, &args.parents.options())?;
     let report = vhdprep::check::content::container_report(&image);
     if args.json {
         print_json(&report)?;

@@ -80,6 +80,38 @@ impl From<vhdprep::disk::DiskError> for CliError {
     }
 }
 
+/// `--parent PATH` (repeatable), on every command that reads a disk.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct ParentArgs {
+    /// The parent (backing file) of a differencing disk or qcow2/VMDK/VDI/VHDX child, when it
+    /// is not next to the image; repeat for each level of the chain (the first is the image's
+    /// parent, the second that parent's parent ...).
+    #[arg(long = "parent", value_name = "PATH")]
+    pub parents: Vec<std::path::PathBuf>,
+}
+
+impl ParentArgs {
+    /// The options for [`vhdprep::disk::DiskImage::open_with`].
+    pub fn options(&self) -> vhdprep::disk::OpenOptions {
+        vhdprep::disk::OpenOptions {
+            parents: self.parents.clone(),
+        }
+    }
+
+    /// Opens `path` (parents as given or found next to it) for a command that reads the
+    /// virtual disk: a missing or mismatched parent ends the command (exit 2, one line).
+    pub fn open_reading(
+        &self,
+        path: &std::path::Path,
+    ) -> Result<vhdprep::disk::DiskImage, CliError> {
+        let image = vhdprep::disk::DiskImage::open_with(path, &self.options())?;
+        if let Some(e) = image.parent_error() {
+            return Err(CliError::trouble(e));
+        }
+        Ok(image)
+    }
+}
+
 #[derive(Parser)]
 #[command(
     name = "vhdprep",

@@ -52,7 +52,7 @@ use base64::Engine as _;
 use std::ops::Range;
 use std::path::Path;
 use std::sync::Arc;
-use vhdprep_disk::{DiskImage, ReadAt};
+use vhdprep_disk::{DiskImage, OpenOptions, ReadAt};
 
 /// Which values a pass computes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -264,9 +264,23 @@ pub fn checksum_path(
     opts: &Options,
     observer: &mut dyn Observer,
 ) -> Result<Digests, ChecksumError> {
+    checksum_path_with(path, scope, &OpenOptions::default(), opts, observer)
+}
+
+/// [`checksum_path`] with the parents of a differencing disk or backing chain given
+/// (`--parent`; disk scope only).
+pub fn checksum_path_with(
+    path: &Path,
+    scope: Scope,
+    open: &OpenOptions,
+    opts: &Options,
+    observer: &mut dyn Observer,
+) -> Result<Digests, ChecksumError> {
     let reader: Arc<dyn ReadAt> = match scope {
         Scope::Blob => Arc::new(vhdprep_disk::open_file(path)?),
-        Scope::Disk => DiskImage::open(path)?.disk().map_err(ChecksumError::Disk)?,
+        Scope::Disk => DiskImage::open_with(path, open)?
+            .disk()
+            .map_err(ChecksumError::Disk)?,
     };
     let before = FileState::of(path);
     let digests = checksum(&*reader, path, opts, observer)?;
@@ -308,11 +322,22 @@ pub fn verify_path(
     scope: Scope,
     observer: &mut dyn Observer,
 ) -> Result<Vec<Mismatch>, ChecksumError> {
+    verify_path_with(manifest, path, scope, &OpenOptions::default(), observer)
+}
+
+/// [`verify_path`] with the parents of a differencing disk or backing chain given.
+pub fn verify_path_with(
+    manifest: &Manifest,
+    path: &Path,
+    scope: Scope,
+    open: &OpenOptions,
+    observer: &mut dyn Observer,
+) -> Result<Vec<Mismatch>, ChecksumError> {
     let expected = manifest.ranges.as_deref().unwrap_or(&[]);
     let mut check = RangeCheck::new(expected);
     let digests = {
         let mut obs = check.observer(observer);
-        checksum_path(path, scope, &manifest.options(), &mut obs)?
+        checksum_path_with(path, scope, open, &manifest.options(), &mut obs)?
     };
     let mut out = manifest.compare_values(&Manifest::from_digests(&digests));
     if manifest.ranges.is_some() {

@@ -65,6 +65,15 @@ pub enum DiskError {
         /// Parent name and locators, as recorded in the header.
         parent: String,
     },
+    /// A parent (backing file) that is missing, not the one the child names, or unreadable;
+    /// or a chain that loops or is too long.
+    #[error("{}: {what}", path.display())]
+    Chain {
+        /// The child.
+        path: PathBuf,
+        /// What was expected and where it was looked for.
+        what: String,
+    },
     /// The footer claims more data than the file holds.
     #[error("{}: truncated: the footer claims a {claimed}-byte disk but the file holds only {available} bytes of data", path.display())]
     Truncated {
@@ -103,6 +112,7 @@ impl DiskError {
             | DiskError::TooSmall { path, .. }
             | DiskError::Unsupported { path, .. }
             | DiskError::Differencing { path, .. }
+            | DiskError::Chain { path, .. }
             | DiskError::Truncated { path, .. }
             | DiskError::Corrupt { path, .. }
             | DiskError::Refused { path, .. } => path,

@@ -45,6 +45,7 @@ pub fn container_findings(image: &DiskImage) -> Vec<Finding> {
         Format::VhdFixed => {}
         other => out.push(not_a_vhd(image, other)),
     }
+    source_state(image, &mut out);
     let Some(footer) = image.footer() else {
         return out;
     };
@@ -69,14 +70,96 @@ fn not_a_vhd(image: &DiskImage, format: Format) -> Finding {
              so Azure would accept the upload but the VM could not boot",
         );
     }
-    let mut f = Finding::new("VHD-001", Severity::Error, message)
-        .with_remediation(refusal::remedy(format, image.encryption(), image.path()).commands());
+    // A format vhdprep reads converts in one step; the others need their own tool first.
+    let remediation = if format.is_read() && image.encryption().is_none() {
+        format!(
+            "vhdprep convert {} OUT.vhd",
+            refusal::shell_quote(&image.path().display().to_string())
+        )
+    } else {
+        refusal::remedy(format, image.encryption(), image.path()).commands()
+    };
+    let mut f = Finding::new("VHD-001", Severity::Error, message).with_remediation(remediation);
     if let Some(e) = image.evidence() {
         f = f
             .with_evidence(e.what.clone())
             .at_disk(e.offset, Some(e.len));
     }
     f
+}
+
+/// VHD-018: the state of a source container that is not an error of the upload but changes
+/// what is read or says the writer did not finish: a qcow2 dirty or corrupt bit, internal
+/// snapshots (the active state is read, never a snapshot), a VHDX log replayed in memory, a
+/// parent modified after its child was made.
+fn source_state(image: &DiskImage, out: &mut Vec<Finding>) {
+    use crate::container::ContainerHeader;
+    let file = refusal::shell_quote(&image.path().display().to_string());
+    match image.container_header() {
+        Some(ContainerHeader::Qcow2(h)) => {
+            if h.is_corrupt() {
+                out.push(
+                    Finding::new(
+                        "VHD-018",
+                        Severity::Warning,
+                        "qcow2 corrupt bit is set: qemu found an inconsistency in this image and stopped writing to it; what is read may not be what the guest wrote",
+                    )
+                    .with_evidence("offset 72 (incompatible features), bit 1")
+                    .at_disk(72, Some(8))
+                    .with_remediation(format!("qemu-img check {file}   # on a copy: qemu-img check -r all")),
+                );
+            }
+            if h.is_dirty() {
+                out.push(
+                    Finding::new(
+                        "VHD-018",
+                        Severity::Warning,
+                        "qcow2 dirty bit is set: the image was not closed cleanly (its refcounts may be stale; the data vhdprep reads is the L1/L2 mapping as left)",
+                    )
+                    .with_evidence("offset 72 (incompatible features), bit 0")
+                    .at_disk(72, Some(8))
+                    .with_remediation(format!("qemu-img check {file}   # on a copy: qemu-img check -r all")),
+                );
+            }
+            if !h.snapshots.is_empty() {
+                let names: Vec<String> = h
+                    .snapshots
+                    .iter()
+                    .take(8)
+                    .map(|s| format!("'{}'", s.name))
+                    .collect();
+                out.push(
+                    Finding::new(
+                        "VHD-018",
+                        Severity::Info,
+                        format!(
+                            "{} internal snapshot(s) ({}{}): vhdprep reads the active state, not a snapshot",
+                            h.snapshots.len(),
+                            names.join(", "),
+                            if h.snapshots.len() > 8 { ", ..." } else { "" }
+                        ),
+                    )
+                    .with_evidence(format!("snapshot table at offset {}", h.snapshots_offset)),
+                );
+            }
+        }
+        Some(ContainerHeader::Vhdx(h)) if h.log.non_empty => out.push(
+            Finding::new(
+                "VHD-018",
+                Severity::Warning,
+                format!(
+                    "VHDX log is not empty: the writer stopped before flushing it (a crash or a killed process); {} log entr{} replayed in memory, the file left unchanged",
+                    h.log.entries_replayed,
+                    if h.log.entries_replayed == 1 { "y" } else { "ies" }
+                ),
+            )
+            .with_evidence(format!("log GUID {} in the current header; log at offset {}", h.head.log_guid, h.log.offset)),
+        ),
+        _ => {}
+    }
+    for n in image.chain_notes() {
+        out.push(Finding::new("VHD-018", Severity::Warning, n.clone()));
+    }
 }
 
 fn footer_findings(f: &Footer, at: u64, image: &DiskImage, file: &str, out: &mut Vec<Finding>) {

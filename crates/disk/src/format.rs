@@ -48,8 +48,10 @@ pub enum Format {
     Zstd,
     /// A bzip2 stream (`BZh1`..`BZh9` and a block magic): a compressed image.
     Bzip2,
-    /// A tar archive (`ustar` at offset 257); an OVA is one.
+    /// A tar archive (`ustar` at offset 257) that is not an OVA.
     Tar,
+    /// An OVA: a tar archive whose first member is an OVF descriptor and that holds a VMDK.
+    Ova,
 }
 
 /// How a format's volume is encrypted, where the container says so.
@@ -92,7 +94,7 @@ impl Serialize for Encryption {
 
 impl Format {
     /// Every format, in no particular order (for tests and listings).
-    pub const ALL: [Format; 21] = [
+    pub const ALL: [Format; 22] = [
         Format::Raw,
         Format::VhdFixed,
         Format::VhdDynamic,
@@ -114,6 +116,7 @@ impl Format {
         Format::Zstd,
         Format::Bzip2,
         Format::Tar,
+        Format::Ova,
     ];
 
     /// The name used in JSON and messages. For the formats qemu knows it is qemu-img's name,
@@ -141,6 +144,7 @@ impl Format {
             Format::Zstd => "zstd",
             Format::Bzip2 => "bzip2",
             Format::Tar => "tar",
+            Format::Ova => "ova",
         }
     }
 
@@ -167,7 +171,8 @@ impl Format {
             Format::Xz => "xz-compressed file",
             Format::Zstd => "zstd-compressed file",
             Format::Bzip2 => "bzip2-compressed file",
-            Format::Tar => "tar archive (an OVA is one)",
+            Format::Tar => "tar archive",
+            Format::Ova => "OVA (tar archive with an OVF descriptor and a VMDK)",
         }
     }
 
@@ -188,15 +193,27 @@ impl Format {
             Format::Dmg => Some("dmg"),
             Format::Luks => Some("luks"),
             Format::Bitlocker | Format::Gzip | Format::Xz | Format::Zstd | Format::Bzip2 => None,
-            Format::Tar => None,
+            Format::Tar | Format::Ova => None,
         }
     }
 
     /// Whether vhdprep reads the virtual disk of this format. The one place that decides it:
     /// every other format is refused by name (see [`crate::refusal`]) by each command that
-    /// needs the disk. A differencing VHD is refused too, with its parent's name.
+    /// needs the disk. Encrypted qcow2 images are refused whatever this says (see
+    /// [`crate::detect::Detection::encryption`]); a differencing disk needs its parent.
     pub fn is_read(self) -> bool {
-        matches!(self, Format::Raw | Format::VhdFixed | Format::VhdDynamic)
+        matches!(
+            self,
+            Format::Raw
+                | Format::VhdFixed
+                | Format::VhdDynamic
+                | Format::VhdDifferencing
+                | Format::Vhdx
+                | Format::Qcow2
+                | Format::Vmdk
+                | Format::Ova
+                | Format::Vdi
+        )
     }
 
     /// True for the three VHD kinds.

@@ -1,5 +1,6 @@
 //! Opening a disk image: the file, its container format, and its virtual disk.
 
+use crate::container::{self, ChainLink, ContainerHeader, Level, OpenOptions};
 use crate::detect::{detect, Detection, Evidence, FooterPlace};
 use crate::error::{DiskError, Result};
 use crate::format::{Encryption, Format};
@@ -16,12 +17,19 @@ pub type SharedDisk = Arc<dyn ReadAt>;
 /// An opened disk image: container facts plus (where vhdprep reads the format) the virtual
 /// disk as bytes.
 pub struct DiskImage {
-    path: PathBuf,
-    file: SharedDisk,
-    detection: Detection,
-    dynamic_header: Option<DynamicHeader>,
-    virtual_size: u64,
-    disk: std::result::Result<SharedDisk, Arc<DiskError>>,
+    pub(crate) path: PathBuf,
+    pub(crate) file: SharedDisk,
+    pub(crate) detection: Detection,
+    pub(crate) dynamic_header: Option<DynamicHeader>,
+    pub(crate) virtual_size: u64,
+    pub(crate) disk: std::result::Result<SharedDisk, Arc<DiskError>>,
+    /// What the format module read of the container (qcow2, VHDX, VMDK, OVA, VDI,
+    /// differencing VHD).
+    pub(crate) header: Option<ContainerHeader>,
+    /// The parent chain, this disk first, when it has a parent (as far as it was found).
+    pub(crate) chain: Vec<ChainLink>,
+    /// What the chain walk noticed without refusing (a parent's time stamp that differs).
+    pub(crate) notes: Vec<String>,
 }
 
 impl std::fmt::Debug for DiskImage {
@@ -83,16 +91,31 @@ impl DiskImage {
     /// Opens a disk image and decides its format. Succeeds for every recognised format, so
     /// that `info` can describe VHDX or a differencing disk; [`DiskImage::disk`] then says
     /// whether the virtual disk can be read.
+    /// Parents (backing files) are looked for next to the image; see [`DiskImage::open_with`].
     pub fn open(path: impl AsRef<Path>) -> Result<DiskImage> {
-        let path = path.as_ref();
+        DiskImage::open_with(path, &OpenOptions::default())
+    }
+
+    /// Like [`DiskImage::open`], with the parents of a differencing disk or backing chain
+    /// given (`--parent`); the rule for finding the others is in [`crate::container`].
+    pub fn open_with(path: impl AsRef<Path>, opts: &OpenOptions) -> Result<DiskImage> {
+        DiskImage::open_level(path.as_ref(), &Level::top(opts))
+    }
+
+    /// Opens one disk of a chain.
+    pub(crate) fn open_level(path: &Path, level: &Level) -> Result<DiskImage> {
         let file = open_file(path)?;
-        DiskImage::from_reader(path, Arc::new(file))
+        DiskImage::from_reader_level(path, Arc::new(file), level)
     }
 
     /// Like [`DiskImage::open`], for an image that is already open (or in memory): `path`
-    /// only names it in messages. The fuzz targets open in-memory images through this.
+    /// only names it in messages (and is where parents are looked for). The fuzz targets open
+    /// in-memory images through this.
     pub fn from_reader(path: impl AsRef<Path>, file: SharedDisk) -> Result<DiskImage> {
-        let path = path.as_ref();
+        DiskImage::from_reader_level(path.as_ref(), file, &Level::top(&OpenOptions::default()))
+    }
+
+    fn from_reader_level(path: &Path, file: SharedDisk, level: &Level) -> Result<DiskImage> {
         let size = file.len();
         if size < FOOTER_SIZE as u64 {
             return Err(DiskError::TooSmall {
@@ -111,18 +134,20 @@ impl DiskImage {
                 why: "not opened".into(),
             })),
             detection,
+            header: None,
+            chain: Vec::new(),
+            notes: Vec::new(),
         };
-        image.open_disk();
+        image.open_disk(level);
         Ok(image)
     }
 
-    fn open_disk(&mut self) {
+    fn open_disk(&mut self, level: &Level) {
         let path = self.path.clone();
         let size = self.file.len();
         let format = self.detection.format;
-        // Format::is_read decides; a differencing VHD is opened far enough to name its parent.
-        let refused = !format.is_read() && format != Format::VhdDifferencing
-            || self.detection.encryption.is_some();
+        // Format::is_read decides; an encrypted image is refused whatever its format.
+        let refused = !format.is_read() || self.detection.encryption.is_some();
         let result: Result<SharedDisk> = match format {
             _ if refused => Err(refusal(&path, format, self.detection.encryption)),
             Format::Raw => {
@@ -152,10 +177,10 @@ impl DiskImage {
                     Ok(Arc::new(Slice::new(self.file.clone(), 0, self.virtual_size)) as SharedDisk)
                 }
             }
-            Format::VhdDynamic | Format::VhdDifferencing => self.open_sparse(),
-            // Not reached while is_read names only the formats above; a format made readable
-            // there without a reader here is still refused, never taken for raw.
-            other => Err(refusal(&path, other, self.detection.encryption)),
+            Format::VhdDynamic => self.open_sparse(),
+            // The formats of crate::container; one made readable in is_read without a reader
+            // there is still refused, never taken for raw.
+            _ => container::open(self, level),
         };
         self.disk = result.map_err(Arc::new);
     }
@@ -183,15 +208,6 @@ impl DiskImage {
             .map_err(|e| DiskError::io(&path, "cannot read dynamic header", e))?;
         let header = DynamicHeader::parse(&raw);
         self.dynamic_header = Some(header.clone());
-        if self.detection.format == Format::VhdDifferencing {
-            let mut parent = format!("'{}'", header.parent_name);
-            for l in &header.parent_locators {
-                if let Some(text) = self.read_locator(l) {
-                    parent.push_str(&format!(" ({}: {})", l.platform_code, text));
-                }
-            }
-            return Err(DiskError::Differencing { path, parent });
-        }
         let data_end = match place {
             FooterPlace::End => size - FOOTER_SIZE as u64,
             FooterPlace::StartCopy => size,
@@ -204,29 +220,6 @@ impl DiskImage {
             }),
             Err(e) => Err(DiskError::io(path, "cannot read block table", e)),
         }
-    }
-
-    /// The text of a parent locator (UTF-16LE for Windows codes, UTF-8 for Mac), bounded.
-    fn read_locator(&self, l: &crate::vhd::ParentLocator) -> Option<String> {
-        let len = l.data_length.min(4096) as usize;
-        if len == 0 {
-            return None;
-        }
-        let mut buf = vec![0u8; len];
-        self.file.read_exact_at(&mut buf, l.data_offset).ok()?;
-        let text = if l.platform_code.starts_with("W2") {
-            let units: Vec<u16> = buf
-                .chunks_exact(2)
-                .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                .take_while(|&u| u != 0)
-                .collect();
-            String::from_utf16_lossy(&units)
-        } else {
-            String::from_utf8_lossy(&buf)
-                .trim_end_matches('\0')
-                .to_string()
-        };
-        Some(text)
     }
 
     /// The path the image was opened from.
@@ -296,9 +289,46 @@ impl DiskImage {
         self.file.clone()
     }
 
-    /// The virtual disk, or why it cannot be read (unsupported format, differencing disk,
+    /// The virtual disk, or why it cannot be read (unsupported format, missing parent,
     /// truncated file, damaged header).
     pub fn disk(&self) -> std::result::Result<SharedDisk, Arc<DiskError>> {
         self.disk.clone()
+    }
+
+    /// What the format module read of the container (qcow2, VHDX, VMDK, OVA, VDI,
+    /// differencing VHD), even when the disk cannot be read past it.
+    pub fn container_header(&self) -> Option<&ContainerHeader> {
+        self.header.as_ref()
+    }
+
+    /// The parent chain, this disk first, for a disk with a parent (as far as it was found;
+    /// empty for a disk without one).
+    pub fn chain(&self) -> &[ChainLink] {
+        &self.chain
+    }
+
+    /// What following the chain noticed without refusing it (a parent modified after the
+    /// child was made, by its time stamp or modification UUID).
+    pub fn chain_notes(&self) -> &[String] {
+        &self.notes
+    }
+
+    /// The error of a parent that is missing, mismatched or unreadable, or of a chain that
+    /// loops: the reading commands end on it (exit 2), `info` reports it.
+    pub fn parent_error(&self) -> Option<Arc<DiskError>> {
+        self.disk
+            .as_ref()
+            .err()
+            .filter(|e| matches!(***e, DiskError::Chain { .. }))
+            .cloned()
+    }
+
+    /// This disk as a link of a chain listing.
+    pub(crate) fn link(&self) -> ChainLink {
+        ChainLink {
+            path: self.path.display().to_string(),
+            format: self.detection.format,
+            uuid: container::identity(self),
+        }
     }
 }

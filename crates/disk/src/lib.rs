@@ -16,6 +16,7 @@
 //! - [`pipeline`]: how the threads of a copy or a checksum pass stop when any of them fails.
 #![forbid(unsafe_code)]
 
+pub mod container;
 pub mod detect;
 mod error;
 pub mod findings;
@@ -28,6 +29,7 @@ pub mod qcow2;
 mod read_at;
 pub mod refusal;
 mod report;
+pub mod report_formats;
 pub mod vdi;
 pub mod vhd;
 pub mod vhdx;
@@ -37,6 +39,7 @@ pub mod write;
 pub use detect::{detect, FooterPlace};
 pub use error::{reason, DiskError, Result};
 pub use format::{Encryption, Format};
+pub use container::{ChainLink, ContainerHeader, OpenOptions};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport, ProbeReport};

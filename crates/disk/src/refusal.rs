@@ -121,7 +121,7 @@ pub fn remedy(format: Format, encryption: Option<Encryption>, path: &Path) -> Re
                 "vhdprep info OUT.img".into(),
             )
         }
-        (Format::Tar, _) => r(
+        (Format::Tar | Format::Ova, _) => r(
             "extract it first (an OVA holds its disks, usually VMDK)",
             Some(format!("tar -xvf {input}")),
             "vhdprep info DISK".into(),

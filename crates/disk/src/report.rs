@@ -1,7 +1,11 @@
 //! A serialisable description of a disk image's container: what `vhdprep info --json` prints,
 //! and what a program embedding the library gets from [`DiskImage::report`].
 
+use crate::container::ChainLink;
 use crate::detect::FooterPlace;
+use crate::report_formats::{
+    FormatReports, OvaReport, Qcow2Report, VdiReport, VhdxReport, VmdkReport,
+};
 use crate::findings::container_findings;
 use crate::format::{Encryption, Format};
 use crate::image::DiskImage;
@@ -16,7 +20,7 @@ pub struct ContainerReport {
     pub file: String,
     /// The format's name ([`Format::name`]): `raw`, `vhd-fixed`, `vhd-dynamic`,
     /// `vhd-differencing`, `vhdx`, `qcow2`, `qcow`, `qed`, `vdi`, `vmdk`, `parallels`, `bochs`,
-    /// `cloop`, `dmg`, `luks`, `bitlocker`, `gzip`, `xz`, `zstd`, `bzip2` or `tar`.
+    /// `cloop`, `dmg`, `luks`, `bitlocker`, `gzip`, `xz`, `zstd`, `bzip2`, `tar` or `ova`.
     pub format: Format,
     /// How the container's volume is encrypted (`aes`, `luks`, `luks1`, `luks2`, `bitlocker`).
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +40,25 @@ pub struct ContainerReport {
     /// The dynamic header of dynamic and differencing VHDs.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dynamic_header: Option<DynamicReport>,
+    /// The qcow2 header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub qcow2: Option<Qcow2Report>,
+    /// The VHDX header, metadata and log.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vhdx: Option<VhdxReport>,
+    /// The VMDK descriptor and sparse header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vmdk: Option<VmdkReport>,
+    /// The OVA's members, disks and the VMDK read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ova: Option<OvaReport>,
+    /// The VDI header.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vdi: Option<VdiReport>,
+    /// The parent chain of a disk with a parent, this disk first, as far as it was found (a
+    /// missing parent is named in `unreadable`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainLink>,
     /// Why the virtual disk cannot be read, if it cannot.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unreadable: Option<String>,
@@ -159,6 +182,7 @@ impl DiskImage {
             };
             FooterReport::new(f, offset, place)
         });
+        let formats = FormatReports::of(self.container_header());
         ContainerReport {
             file: self.path().display().to_string(),
             format: self.format(),
@@ -179,6 +203,12 @@ impl DiskImage {
                 checksum_valid: h.checksum_valid(),
                 parent_name: h.parent_name.clone(),
             }),
+            qcow2: formats.qcow2,
+            vhdx: formats.vhdx,
+            vmdk: formats.vmdk,
+            ova: formats.ova,
+            vdi: formats.vdi,
+            chain: self.chain().to_vec(),
             unreadable: self.disk().err().map(|e| e.to_string()),
             findings: container_findings(self),
         }

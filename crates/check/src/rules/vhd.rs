@@ -46,6 +46,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("VHD-015", Severity::Warning, "Saved state and temporary bit", "The footer's saved-state byte must be 0 and its 'temporary' feature bit clear.", "[VHDUTILS]"),
     rule("VHD-016", Severity::Warning, "512-byte sectors", "A VHD presents 512-byte logical sectors: a partition table written for 4096-byte sectors is not found by the guest. Uploads to Ultra/Premium SSD v2 must use logical sector size 512.", "[DIRECT-UPLOAD]").deviating("The catalogue states this as information; vhdprep warns only when the partition table was written for 4096-byte sectors, the case that breaks the guest."),
     rule("VHD-017", Severity::Warning, "Recognisable disk content", "A file no container probe recognises is taken for a raw disk; it must then hold a partition table or a filesystem at its start. Without either it may be garbage or a container vhdprep does not know (warning); all zeros is a blank disk (information).", "[GENERIC]; qemu block/*.c probes; libblkid").deviating("Not in the shared catalogue: vhdprep's own rule, because it decides raw only by elimination."),
+    rule("VHD-018", Severity::Warning, "Source container state", "A source container vhdprep reads (qcow2, VHDX, VMDK, VDI, a parent chain) must be in a clean state: a qcow2 dirty or corrupt bit, a VHDX log the writer did not flush (replayed in memory), or a parent modified after its child was made is a warning; internal snapshots (the active state is read) are information.", "qemu-img check; [MS-VHDX] 2.3; VHD specification (parent time stamp)").deviating("Not in the shared catalogue: vhdprep's own rule, because it reads these formats itself instead of asking for a conversion first."),
 ];
 
 fn size(bytes: u64) -> String {
@@ -62,6 +63,7 @@ fn size(bytes: u64) -> String {
 pub fn evaluate(ctx: &Context, out: &mut Collector) {
     for id in [
         "VHD-001", "VHD-002", "VHD-003", "VHD-004", "VHD-005", "VHD-006", "VHD-007", "VHD-017",
+        "VHD-018",
     ] {
         out.evaluated(id);
     }
