@@ -117,6 +117,7 @@ fn print_text(r: &ContainerReport) {
             outln!("  parent          {}", d.parent_name);
         }
     }
+    print_formats(r);
     if r.findings.is_empty() {
         outln!("findings:      none: the container is what Azure accepts");
     } else {
@@ -131,6 +132,156 @@ fn print_text(r: &ContainerReport) {
             if let Some(fix) = &f.remediation {
                 outln!("          fix:      {fix}");
             }
+        }
+    }
+}
+
+/// The per-format sections (qcow2, VHDX, VMDK, OVA, VDI) and the parent chain.
+fn print_formats(r: &ContainerReport) {
+    let yes = |b: bool| if b { "yes" } else { "no" };
+    if let Some(q) = &r.qcow2 {
+        outln!("qcow2:");
+        outln!("  version         {} (compat {})", q.version, q.compat);
+        outln!("  cluster size    {}", human_bytes(q.cluster_size));
+        outln!("  compression     {}", q.compression);
+        outln!("  extended L2     {}", yes(q.extended_l2));
+        outln!("  dirty           {}", yes(q.dirty));
+        outln!("  corrupt         {}", yes(q.corrupt));
+        if let Some(e) = q.encryption {
+            outln!("  encryption      {e}");
+        }
+        if let Some(b) = &q.backing_file {
+            match &q.backing_format {
+                Some(f) => outln!("  backing file    {b} (format {f})"),
+                None => outln!("  backing file    {b}"),
+            }
+        }
+        if let Some(d) = &q.data_file {
+            outln!("  data file       {d}");
+        }
+        for s in &q.snapshots {
+            outln!(
+                "  snapshot        {} '{}' taken {} (VM state {} bytes)",
+                s.id,
+                s.name,
+                s.date_utc,
+                s.vm_state_size
+            );
+        }
+    }
+    if let Some(v) = &r.vhdx {
+        outln!("vhdx:");
+        outln!("  creator         {}", v.creator);
+        outln!("  block size      {}", human_bytes(u64::from(v.block_size)));
+        outln!(
+            "  sectors         {} logical, {} physical",
+            v.logical_sector_size,
+            v.physical_sector_size
+        );
+        outln!(
+            "  kind            {}",
+            if v.has_parent {
+                "differencing"
+            } else if v.leave_blocks_allocated {
+                "fixed"
+            } else {
+                "dynamic"
+            }
+        );
+        outln!("  data write GUID {}", v.data_write_guid);
+        if v.log.non_empty {
+            outln!(
+                "  log             not empty: {} entries replayed in memory",
+                v.log.replayed_entries
+            );
+        } else {
+            outln!("  log             empty");
+        }
+        if let Some(l) = &v.parent_locator {
+            for (k, val) in l {
+                outln!("  parent locator  {k}={val}");
+            }
+        }
+    }
+    let vmdk = r
+        .vmdk
+        .as_ref()
+        .or(r.ova.as_ref().and_then(|o| o.vmdk.as_ref()));
+    if let Some(o) = &r.ova {
+        outln!("ova:");
+        outln!("  members         {}", o.members.join(", "));
+        for d in &o.disks {
+            outln!(
+                "  disk            {} = {} ({} bytes at offset {})",
+                d.disk_id,
+                d.href,
+                d.size,
+                d.offset
+            );
+        }
+        if let Some(m) = &o.disk_read {
+            outln!("  disk read       {m}");
+        }
+    }
+    if let Some(v) = vmdk {
+        outln!("vmdk:");
+        if let Some(t) = &v.create_type {
+            outln!("  create type     {t}");
+        }
+        if let Some(c) = &v.cid {
+            outln!("  CID             {c}");
+        }
+        if let Some(p) = &v.parent_cid {
+            outln!(
+                "  parent          CID {p}, hint {}",
+                v.parent_file_name_hint.as_deref().unwrap_or("(none)")
+            );
+        }
+        for e in &v.extents {
+            outln!(
+                "  extent          {} {} {} {}",
+                e.access,
+                e.sectors,
+                e.kind,
+                e.file.as_deref().unwrap_or("")
+            );
+        }
+        if let Some(s) = &v.sparse {
+            outln!(
+                "  sparse header   version {}, grain {} sectors, compression {}{}",
+                s.version,
+                s.grain_sectors,
+                s.compress_algorithm,
+                if s.footer { ", grain directory in the footer" } else { "" }
+            );
+        }
+    }
+    if let Some(v) = &r.vdi {
+        outln!("vdi:");
+        outln!("  image type      {} (version {})", v.image_type, v.version);
+        outln!("  block size      {}", human_bytes(u64::from(v.block_size)));
+        outln!(
+            "  blocks          {} allocated of {}",
+            v.blocks_allocated,
+            v.blocks_in_image
+        );
+        outln!("  image UUID      {}", v.uuid_image);
+        if v.image_type == "differencing" {
+            outln!("  parent UUID     {}", v.uuid_link);
+        }
+    }
+    if !r.chain.is_empty() {
+        outln!("chain:");
+        for (i, c) in r.chain.iter().enumerate() {
+            outln!(
+                "  {i}  {} ({}{})",
+                c.path,
+                c.format,
+                c.uuid
+                    .as_ref()
+                    .map(|u| format!(", {u}"))
+                    .unwrap_or_default()
+            );
         }
     }
 }

@@ -1,0 +1,498 @@
+//! The containers vhdprep reads itself (issue 12), through the CLI: images written by qemu-img
+//! (qcow2, VHDX, streamOptimized VMDK, VDI, a qcow2 backing chain), an OVA made by GNU tar and a
+//! differencing VHD made from the VHD specification, all from one raw source holding a GPT and
+//! an ext4 made by sgdisk and mkfs.ext4. `info --json` names each format and its own fields,
+//! `ls` lists the ext4 root through the container, `checksum --scope disk` equals `sha256sum`
+//! of the source, `convert` gives a VHD that `qemu-img compare` finds equal to the source and
+//! that vhdprep's own check accepts; a missing backing file is one line and exit 2; `check` on a
+//! qcow2 of a fixture disk reports VHD-001 and judges the guest.
+
+mod common;
+
+use common::*;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+const MIB: u64 = 1 << 20;
+/// The source disk: small, so that each format's round trip takes a fraction of a second.
+const SIZE: u64 = 48 * MIB;
+
+/// A raw disk with a GPT (sgdisk) and one ext4 partition (mkfs.ext4 -d) holding /etc and a
+/// file of pattern data; returns its path.
+fn source(dir: &Path) -> PathBuf {
+    let raw = p(dir, "source.raw");
+    std::fs::File::create(&raw).unwrap().set_len(SIZE).unwrap();
+    let o = tool(
+        "sgdisk",
+        "gdisk",
+        &["-n1:2048:0", "-t1:8300", raw.to_str().unwrap()],
+    );
+    assert!(o.status.success(), "sgdisk: {o:?}");
+    let tree = p(dir, "tree");
+    std::fs::create_dir_all(tree.join("etc")).unwrap();
+    std::fs::write(tree.join("etc/os-release"), "ID=debian\nVERSION_ID=12\n").unwrap();
+    std::fs::write(tree.join("etc/hostname"), "containers\n").unwrap();
+    std::fs::write(tree.join("data.bin"), pattern(7, 3 << 20)).unwrap();
+    let fs = p(dir, "part.ext4");
+    // The partition: 2048 .. end - 34 sectors; the filesystem a little smaller.
+    std::fs::File::create(&fs)
+        .unwrap()
+        .set_len(SIZE - 2 * MIB)
+        .unwrap();
+    let o = tool(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &[
+            "-q",
+            "-F",
+            "-d",
+            tree.to_str().unwrap(),
+            fs.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "mkfs.ext4: {o:?}");
+    let o = tool(
+        "dd",
+        "coreutils",
+        &[
+            &format!("if={}", fs.display()),
+            &format!("of={}", raw.display()),
+            "bs=1M",
+            "seek=1",
+            "conv=notrunc,sparse",
+            "status=none",
+        ],
+    );
+    assert!(o.status.success(), "dd: {o:?}");
+    raw
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn ok(out: Output) -> String {
+    assert_ok(&out);
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn info(path: &Path, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["info", "--json", s(path)];
+    args.extend_from_slice(extra);
+    let out = run(&args);
+    assert!(
+        out.status.code() == Some(1) || out.status.code() == Some(0),
+        "{out:?}"
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn disk_sha256(path: &Path, extra: &[&str]) -> String {
+    let mut args = vec!["checksum", "--scope", "disk", "--sha256", "--json", s(path)];
+    args.extend_from_slice(extra);
+    let v: serde_json::Value = serde_json::from_str(&ok(run(&args))).unwrap();
+    v["sha256"].as_str().unwrap().to_string()
+}
+
+/// `ls /` and `ls /etc` through the container.
+fn assert_lists_the_root(path: &Path, extra: &[&str]) {
+    let mut args = vec!["ls", s(path), "/etc"];
+    args.extend_from_slice(extra);
+    let etc = ok(run(&args));
+    assert!(
+        etc.lines().any(|l| l == "os-release") && etc.lines().any(|l| l == "hostname"),
+        "{}: {etc}",
+        path.display()
+    );
+    let mut args = vec!["cat", s(path), "/etc/hostname"];
+    args.extend_from_slice(extra);
+    assert_eq!(ok(run(&args)), "containers\n");
+}
+
+/// `convert` to a VHD equal to `reference` (in `ref_format`) for qemu-img, accepted by
+/// vhdprep's own check.
+fn assert_converts(path: &Path, reference: &Path, ref_format: &str, extra: &[&str]) {
+    let out = PathBuf::from(format!("{}.out.vhd", path.display()));
+    let mut args = vec!["convert", "-q", s(path), s(&out)];
+    args.extend_from_slice(extra);
+    ok(run(&args));
+    assert!(
+        qemu_identical(reference, ref_format, &out, "vpc"),
+        "{}: the converted VHD differs from the source",
+        path.display()
+    );
+    assert_own_check_clean(&out);
+}
+
+#[test]
+fn every_qemu_img_format_reads_like_its_source() {
+    let dir = tempdir();
+    let raw = source(dir.path());
+    let want = sha(&raw);
+    for (format, opts) in [
+        ("qcow2", None),
+        ("vhdx", None),
+        ("vmdk", Some("subformat=streamOptimized")),
+        ("vdi", None),
+    ] {
+        let img = p(dir.path(), &format!("disk.{format}"));
+        let mut args = vec!["convert", "-q", "-f", "raw", "-O", format];
+        if let Some(o) = opts {
+            args.extend(["-o", o]);
+        }
+        args.extend([s(&raw), s(&img)]);
+        qemu_img(&args);
+        let v = info(&img, &[]);
+        assert_eq!(v["format"], format, "{v}");
+        assert_eq!(v["virtual_size"], SIZE, "{format}");
+        assert!(v.get("unreadable").is_none(), "{v}");
+        let f = &v[format];
+        match format {
+            "qcow2" => {
+                assert_eq!(f["version"], 3);
+                assert_eq!(f["cluster_size"], 65536);
+                assert_eq!(f["dirty"], false);
+                assert_eq!(f["snapshots"], serde_json::json!([]));
+            }
+            "vhdx" => {
+                assert_eq!(f["logical_sector_size"], 512);
+                assert_eq!(f["block_size"].as_u64().unwrap() % MIB, 0, "{f}");
+                assert_eq!(f["log"]["non_empty"], false);
+            }
+            "vmdk" => {
+                assert_eq!(f["create_type"], "streamOptimized");
+                assert_eq!(f["sparse"]["compress_algorithm"], 1);
+            }
+            _ => {
+                assert_eq!(f["image_type"], "dynamic");
+                assert_eq!(f["block_size"], MIB);
+            }
+        }
+        let ids = finding_ids(&v);
+        assert_eq!(ids, ["VHD-001"], "{format}: {v}");
+        assert!(
+            v["findings"][0]["remediation"]
+                .as_str()
+                .unwrap()
+                .starts_with("vhdprep convert "),
+            "{v}"
+        );
+        assert_lists_the_root(&img, &[]);
+        assert_eq!(disk_sha256(&img, &[]), want, "{format}");
+        assert_converts(&img, &raw, "raw", &[]);
+    }
+}
+
+/// The OVF descriptor of an OVA holding `disk` of `capacity` bytes.
+fn ovf(disk: &str, capacity: u64) -> String {
+    format!(
+        r#"<?xml version="1.0" encoding="UTF-8"?>
+<Envelope xmlns="http://schemas.dmtf.org/ovf/envelope/1" xmlns:ovf="http://schemas.dmtf.org/ovf/envelope/1">
+  <References><File ovf:href="{disk}" ovf:id="file1"/></References>
+  <DiskSection><Info>disks</Info>
+    <Disk ovf:capacity="{capacity}" ovf:capacityAllocationUnits="byte" ovf:diskId="vmdisk1" ovf:fileRef="file1" ovf:format="http://www.vmware.com/interfaces/specifications/vmdk.html#streamOptimized"/>
+  </DiskSection>
+  <VirtualSystem ovf:id="vm"><Info>vm</Info></VirtualSystem>
+</Envelope>
+"#
+    )
+}
+
+#[test]
+fn an_ova_made_by_tar_is_read_in_place() {
+    let dir = tempdir();
+    let raw = source(dir.path());
+    let d = dir.path();
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        "-o",
+        "subformat=streamOptimized",
+        s(&raw),
+        s(&p(d, "vm-disk1.vmdk")),
+    ]);
+    std::fs::write(p(d, "vm.ovf"), ovf("vm-disk1.vmdk", SIZE)).unwrap();
+    let o = tool(
+        "tar",
+        "tar",
+        &[
+            "-C",
+            s(d),
+            "--format=ustar",
+            "-cf",
+            s(&p(d, "vm.ova")),
+            "vm.ovf",
+            "vm-disk1.vmdk",
+        ],
+    );
+    assert!(o.status.success(), "tar: {o:?}");
+    let ova = p(d, "vm.ova");
+    let v = info(&ova, &[]);
+    assert_eq!(v["format"], "ova", "{v}");
+    assert_eq!(v["ova"]["ovf_first"], true);
+    assert_eq!(v["ova"]["disk_read"], "vm-disk1.vmdk");
+    assert_eq!(v["ova"]["vmdk"]["create_type"], "streamOptimized");
+    assert_eq!(v["virtual_size"], SIZE);
+    assert_eq!(finding_ids(&v), ["VHD-001"]);
+    assert_lists_the_root(&ova, &[]);
+    assert_eq!(disk_sha256(&ova, &[]), sha(&raw));
+    assert_converts(&ova, &raw, "raw", &[]);
+    // A tar without an OVF stays a tar, refused by name.
+    let o = tool(
+        "tar",
+        "tar",
+        &["-C", s(d), "-cf", s(&p(d, "plain.tar")), "vm-disk1.vmdk"],
+    );
+    assert!(o.status.success());
+    assert_eq!(info(&p(d, "plain.tar"), &[])["format"], "tar");
+    assert_one_line_error(
+        &run(&["ls", s(&p(d, "plain.tar"))]),
+        &["plain.tar", "(tar)"],
+    );
+}
+
+#[test]
+fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
+    let dir = tempdir();
+    let raw = source(dir.path());
+    let d = dir.path();
+    let base = p(d, "base.qcow2");
+    let top = p(d, "top.qcow2");
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "qcow2",
+        s(&raw),
+        s(&base),
+    ]);
+    qemu_img(&[
+        "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", s(&top),
+    ]);
+    // Data over the base's ext4 region, past the filesystem's metadata.
+    let o = tool(
+        "qemu-io",
+        "qemu-utils",
+        &["-c", "write -P 0x5c 40M 192k", s(&top)],
+    );
+    assert!(o.status.success(), "qemu-io: {o:?}");
+    let merged = p(d, "top.raw");
+    qemu_img(&["convert", "-q", "-O", "raw", s(&top), s(&merged)]);
+    let v = info(&top, &[]);
+    assert_eq!(v["qcow2"]["backing_file"], "base.qcow2");
+    let chain: Vec<&str> = v["chain"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(chain, [s(&top), s(&base)]);
+    assert_eq!(disk_sha256(&top, &[]), sha(&merged));
+    assert_lists_the_root(&top, &[]);
+    assert_converts(&top, &top, "qcow2", &[]);
+
+    // Moved away from its base: one line naming the backing file and where it was looked
+    // for, exit 2; info still describes the child and names the missing parent.
+    let moved = p(d, "elsewhere");
+    std::fs::create_dir(&moved).unwrap();
+    let lone = moved.join("top.qcow2");
+    std::fs::copy(&top, &lone).unwrap();
+    for cmd in [
+        vec!["ls", s(&lone)],
+        vec!["convert", s(&lone), s(&p(d, "never.vhd"))],
+        vec!["checksum", "--scope", "disk", s(&lone)],
+        vec!["check", s(&lone)],
+    ] {
+        assert_one_line_error(
+            &run(&cmd),
+            &["backing file 'base.qcow2' not found", "elsewhere/base.qcow2"],
+        );
+    }
+    assert!(!p(d, "never.vhd").exists());
+    let v = info(&lone, &[]);
+    assert!(
+        v["unreadable"]
+            .as_str()
+            .unwrap()
+            .contains("backing file 'base.qcow2' not found"),
+        "{v}"
+    );
+    // --parent points at it.
+    assert_eq!(disk_sha256(&lone, &["--parent", s(&base)]), sha(&merged));
+    assert_lists_the_root(&lone, &["--parent", s(&base)]);
+}
+
+// ---- A differencing VHD, made from the VHD specification (qemu-img cannot write one) ----
+
+/// VHD footer/header checksum: the ones' complement of the byte sum, `skip` excluded.
+fn vhd_checksum(b: &[u8], skip: std::ops::Range<usize>) -> u32 {
+    !b.iter()
+        .enumerate()
+        .filter(|(i, _)| !skip.contains(i))
+        .fold(0u32, |a, (_, &x)| a.wrapping_add(u32::from(x)))
+}
+
+/// Writes a differencing VHD at `child` over the dynamic VHD `parent` holding `data` at the
+/// sector-aligned `offset`, with a `W2ru` locator `.\NAME`, per the VHD specification (as
+/// crates/disk/tests/vhd_differencing.rs's `make_child`, which checks the layout against
+/// libvhdi): footer copy, dynamic header, BAT, locator, one block (bitmap, data), footer.
+fn make_child(child: &Path, parent: &Path, offset: u64, data: &[u8]) {
+    let pf = read(parent);
+    let footer_at = pf.len() - 512;
+    let mut footer = pf[footer_at..].to_vec();
+    assert_eq!(&footer[..8], b"conectix");
+    let size = u64::from_be_bytes(footer[48..56].try_into().unwrap());
+    let parent_id: [u8; 16] = footer[68..84].try_into().unwrap();
+    let parent_ts: [u8; 4] = footer[24..28].try_into().unwrap();
+    footer[16..24].copy_from_slice(&512u64.to_be_bytes()); // data offset
+    footer[60..64].copy_from_slice(&4u32.to_be_bytes()); // differencing
+    footer[68..84].copy_from_slice(&[0x42; 16]); // the child's own unique id
+    let sum = vhd_checksum(&footer, 64..68);
+    footer[64..68].copy_from_slice(&sum.to_be_bytes());
+    let bs: u64 = 2 * MIB;
+    let blocks = size.div_ceil(bs) as usize;
+    let bat_at = 1536usize;
+    let loc_at = bat_at + (blocks * 4).div_ceil(512) * 512;
+    let name = parent.file_name().unwrap().to_str().unwrap();
+    let w2ru: Vec<u8> = format!(".\\{name}")
+        .encode_utf16()
+        .flat_map(u16::to_le_bytes)
+        .collect();
+    let mut h = [0u8; 1024];
+    h[0..8].copy_from_slice(b"cxsparse");
+    h[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
+    h[16..24].copy_from_slice(&(bat_at as u64).to_be_bytes());
+    h[24..28].copy_from_slice(&0x0001_0000u32.to_be_bytes());
+    h[28..32].copy_from_slice(&(blocks as u32).to_be_bytes());
+    h[32..36].copy_from_slice(&(bs as u32).to_be_bytes());
+    h[40..56].copy_from_slice(&parent_id);
+    h[56..60].copy_from_slice(&parent_ts);
+    for (i, u) in name.encode_utf16().enumerate() {
+        h[64 + 2 * i..66 + 2 * i].copy_from_slice(&u.to_be_bytes());
+    }
+    h[576..580].copy_from_slice(b"W2ru");
+    h[580..584].copy_from_slice(&512u32.to_be_bytes());
+    h[584..588].copy_from_slice(&(w2ru.len() as u32).to_be_bytes());
+    h[592..600].copy_from_slice(&(loc_at as u64).to_be_bytes());
+    let sum = vhd_checksum(&h, 36..40);
+    h[36..40].copy_from_slice(&sum.to_be_bytes());
+    let mut file = vec![0u8; loc_at + 512];
+    file[..512].copy_from_slice(&footer);
+    file[512..1536].copy_from_slice(&h);
+    file[loc_at..loc_at + w2ru.len()].copy_from_slice(&w2ru);
+    let mut bat = vec![u32::MAX; blocks];
+    assert!(offset % 512 == 0 && data.len() % 512 == 0);
+    let block = (offset / bs) as usize;
+    assert_eq!(block, ((offset + data.len() as u64 - 1) / bs) as usize);
+    bat[block] = (file.len() / 512) as u32;
+    let start = file.len();
+    file.resize(start + 512 + bs as usize, 0);
+    for i in 0..data.len() / 512 {
+        let sector = ((offset % bs) / 512) as usize + i;
+        file[start + sector / 8] |= 0x80 >> (sector % 8);
+    }
+    let d = start + 512 + (offset % bs) as usize;
+    file[d..d + data.len()].copy_from_slice(data);
+    for (i, e) in bat.iter().enumerate() {
+        file[bat_at + 4 * i..bat_at + 4 * i + 4].copy_from_slice(&e.to_be_bytes());
+    }
+    file.extend_from_slice(&footer);
+    write_file(child, &file);
+}
+
+#[test]
+fn a_differencing_vhd_reads_through_its_parent() {
+    let dir = tempdir();
+    let raw = source(dir.path());
+    let d = dir.path();
+    let parent = p(d, "parent.vhd");
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=dynamic,force_size=on",
+        s(&raw),
+        s(&parent),
+    ]);
+    let child = p(d, "child.vhd");
+    let data = pattern(11, 64 << 10);
+    let at = 40 * MIB + 4096;
+    make_child(&child, &parent, at, &data);
+    // What the chain holds: the source with the child's sectors over it.
+    let mut model = read(&raw);
+    model[at as usize..at as usize + data.len()].copy_from_slice(&data);
+    let model_path = p(d, "model.raw");
+    write_file(&model_path, &model);
+    let v = info(&child, &[]);
+    assert_eq!(v["format"], "vhd-differencing");
+    assert_eq!(v["chain"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["chain"][1]["path"], s(&parent));
+    assert!(finding_ids(&v).contains(&"VHD-002".to_string()), "{v}");
+    assert_eq!(disk_sha256(&child, &[]), sha(&model_path));
+    assert_lists_the_root(&child, &[]);
+    assert_converts(&child, &model_path, "raw", &[]);
+    // A parent with another unique id is not taken: one line naming the one expected.
+    let other = p(d, "other");
+    std::fs::create_dir(&other).unwrap();
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "vpc",
+        "-o",
+        "subformat=dynamic,force_size=on",
+        s(&raw),
+        s(&other.join("parent.vhd")),
+    ]);
+    let moved = other.join("child.vhd");
+    std::fs::copy(&child, &moved).unwrap();
+    assert_one_line_error(
+        &run(&["ls", s(&moved)]),
+        &["parent 'parent.vhd' (unique id", "not found", "unique id"],
+    );
+}
+
+#[test]
+fn check_reads_the_guest_of_a_qcow2_fixture() {
+    let src = fixture_raw("gen2-gpt-ext4");
+    let dir = tempdir();
+    let img = p(dir.path(), "gen2.qcow2");
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", &src, s(&img)]);
+    let out = run(&["check", "--format", "json", s(&img)]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(r["guest_not_examined"].is_null(), "{}", r["guest_not_examined"]);
+    assert!(r["os"].is_object(), "no OS found: {}", r["os"]);
+    let vhd001: Vec<&serde_json::Value> = r["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "VHD-001")
+        .collect();
+    assert_eq!(vhd001.len(), 1, "{r}");
+    assert_eq!(
+        vhd001[0]["remediation"].as_str().unwrap(),
+        format!("vhdprep convert {} OUT.vhd", img.display())
+    );
+    // The guest rules ran: a boot finding or pass exists beyond the container's.
+    assert!(
+        r["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|f| !f["message"].as_str().unwrap_or("").contains("cannot be read")),
+        "{r}"
+    );
+}
