@@ -217,7 +217,9 @@ fn differencing_disk_names_its_parent() {
     expect(&out, 2, "child.vhd");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        err.contains("base-image.vhd") && err.contains("W2ru: .\\base-image.vhd"),
+        err.contains("parent 'base-image.vhd'")
+            && err.contains("base-image.vhd (W2ru locator: no such file)")
+            && err.contains("--parent PATH"),
         "{err}"
     );
     assert!(!p(d.path(), "o.vhd").exists());

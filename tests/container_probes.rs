@@ -99,6 +99,34 @@ fn assert_refused(img: &Path, format: &str, probe: &str) -> String {
     fix_err
 }
 
+/// The contract for a container vhdprep reads (issue 12): `info --json` names it with the
+/// probes up to the matching one and VHD-001 (exit 1) whose fix is `vhdprep convert`; the
+/// virtual disk is readable; `convert` gives a VHD `qemu-img compare` finds equal to `src`;
+/// `fix --in-place` refuses in one line (the data must move) and leaves the file unchanged.
+fn assert_read(img: &Path, format: &str, probe: &str, src: &Path) {
+    let name = img.to_str().unwrap();
+    let (v, code) = info_json(img);
+    assert_eq!(v["format"], format, "{name}: {v}");
+    assert_eq!(v["probes"]["matched"], probe, "{name}");
+    assert!(v["unreadable"].is_null(), "{name}: {v}");
+    assert_eq!(finding_ids(&v)[0], "VHD-001", "{name}");
+    assert_eq!(
+        v["findings"][0]["remediation"],
+        format!("vhdprep convert {name} OUT.vhd"),
+        "{name}"
+    );
+    assert_eq!(code, 1, "{name}");
+    let before = read(img);
+    let dst = PathBuf::from(format!("{name}.out.vhd"));
+    let out = run(&["convert", "-q", name, dst.to_str().unwrap()]);
+    assert!(out.status.success(), "{name}: {out:?}");
+    assert!(qemu_identical(src, "raw", &dst, "vpc"), "{name}");
+    let fix = run(&["fix", "--in-place", name]);
+    let err = one_line_error(&fix, name, format);
+    assert!(err.contains("vhdprep convert"), "{err}");
+    assert_eq!(read(img), before, "{name}: fix --in-place changed the file");
+}
+
 /// Exit 2, one stderr line naming the file and `(format`.
 fn one_line_error(out: &std::process::Output, name: &str, format: &str) -> String {
     let err = String::from_utf8_lossy(&out.stderr).trim_end().to_string();
@@ -148,7 +176,7 @@ fn clean(dir: &Path) {
 }
 
 #[test]
-fn qemu_img_formats_are_named_as_qemu_names_them_refused_and_converted_back() {
+fn qemu_img_formats_are_named_as_qemu_names_them_read_or_refused_and_converted_back() {
     let d = tempdir();
     let src = source(d.path());
     let pass = passphrase_file(d.path());
@@ -172,6 +200,10 @@ fn qemu_img_formats_are_named_as_qemu_names_them_refused_and_converted_back() {
         args.extend([src.to_str().unwrap(), img.to_str().unwrap()]);
         qemu_img(&args);
         assert_eq!(qemu_probed_format(&img), format, "{format} {opts}");
+        if matches!(format, "vdi" | "vhdx" | "qcow2" | "vmdk") {
+            assert_read(&img, format, probe, &src);
+            continue;
+        }
         let refusal = assert_refused(&img, format, probe);
         let out = run_suggested(&refusal, d.path(), &pass);
         assert!(
@@ -626,8 +658,11 @@ fn a_qcow2_wrapped_in_a_vhd_footer_is_a_qcow2() {
     bytes.extend_from_slice(&vhdprep::disk::vhd::Footer::new_fixed(len as u64).to_bytes());
     write_file(&img, &bytes);
     assert_eq!(qemu_probed_format(&img), "qcow2");
-    assert_refused(&img, "qcow2", "qcow2");
-    let (v, _) = info_json(&img);
+    // Read as the qcow2 it is (issue 12), never as the raw disk the footer claims.
+    let (v, code) = info_json(&img);
+    assert_eq!((v["format"].as_str(), code), (Some("qcow2"), 1), "{v}");
+    assert_eq!(v["virtual_size"], 64 * MIB);
+    assert!(v["unreadable"].is_null(), "{v}");
     let msg = v["findings"][0]["message"].as_str().unwrap();
     assert!(msg.contains("also ends in a VHD footer"), "{msg}");
 }
@@ -635,8 +670,8 @@ fn a_qcow2_wrapped_in_a_vhd_footer_is_a_qcow2() {
 #[test]
 fn every_command_that_reads_the_disk_refuses_an_unread_format() {
     let d = tempdir();
-    let img = p(d.path(), "x.vdi");
-    qemu_img(&["create", "-q", "-f", "vdi", img.to_str().unwrap(), "64M"]);
+    let img = p(d.path(), "x.qed");
+    qemu_img(&["create", "-q", "-f", "qed", img.to_str().unwrap(), "64M"]);
     let name = img.to_str().unwrap();
     for args in [
         &["inspect", name][..],
@@ -645,15 +680,15 @@ fn every_command_that_reads_the_disk_refuses_an_unread_format() {
         &["checksum", "--scope", "disk", name],
         &["gallery", name],
     ] {
-        one_line_error(&run(args), name, "vdi");
+        one_line_error(&run(args), name, "qed");
     }
     // check judges it (VHD-001, exit 1) without taking it for raw: no guest is examined.
     let out = run(&["check", name, "--format", "json"]);
     assert_eq!(out.status.code(), Some(1));
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(v["container"]["format"], "vdi");
+    assert_eq!(v["container"]["format"], "qed");
     assert_eq!(v["container"]["ok"], false);
-    assert!(v["guest_not_examined"].as_str().unwrap().contains("(vdi)"));
+    assert!(v["guest_not_examined"].as_str().unwrap().contains("(qed)"));
     // The file as uploaded can still be hashed.
     assert_eq!(run(&["checksum", "-q", name]).status.code(), Some(0));
 }

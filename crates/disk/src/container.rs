@@ -362,7 +362,7 @@ fn open_vhdx(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
 }
 
 fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
-    let h = Vmdk::read_header(&*img.file).map_err(|e| corrupt(&img.path, format!("VMDK: {e}")))?;
+    let h = Vmdk::read_header(&*img.file).map_err(|e| vmdk_error(&img.path, e))?;
     img.virtual_size = h.virtual_size().unwrap_or(0);
     img.header = Some(ContainerHeader::Vmdk(Box::new(h.clone())));
     let mut extents: Vec<SharedDisk> = Vec::new();
@@ -395,9 +395,26 @@ fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
             )?)
         }
     };
-    let disk = VmdkDisk::open(img.file.clone(), &h, extents, parent)
-        .map_err(|e| corrupt(&img.path, format!("VMDK: {e}")))?;
+    let disk =
+        VmdkDisk::open(img.file.clone(), &h, extents, parent).map_err(|e| vmdk_error(&img.path, e))?;
     Ok(Arc::new(disk))
+}
+
+/// A VMDK error: an extent kind vhdprep does not read (COWD/VMFSSPARSE, SESPARSE, raw device
+/// maps) is a refusal by name with qemu-img's command, as for the formats it does not read;
+/// anything else a damaged file.
+fn vmdk_error(path: &Path, e: crate::vmdk::VmdkError) -> DiskError {
+    match e {
+        crate::vmdk::VmdkError::UnsupportedExtent { kind, .. } => DiskError::Unsupported {
+            path: path.to_owned(),
+            what: format!(
+                "{} with a {kind} extent",
+                crate::refusal::what(Format::Vmdk, None)
+            ),
+            hint: crate::refusal::remedy(Format::Vmdk, None, path).to_string(),
+        },
+        e => corrupt(path, format!("VMDK: {e}")),
+    }
 }
 
 fn open_ova(img: &mut DiskImage) -> Result<SharedDisk> {
@@ -487,9 +504,12 @@ fn open_vhd_differencing(img: &mut DiskImage, level: &Level) -> Result<SharedDis
         .into_iter()
         .filter(|c| {
             // Absolute locators only as existing regular files (never a device).
-            !c.path.is_absolute()
-                || !matches!(c.source, crate::vhd::parent::CandidateSource::Locator(_))
-                || std::fs::metadata(&c.path).is_ok_and(|m| m.is_file())
+            let absolute = matches!(
+                &c.source,
+                crate::vhd::parent::CandidateSource::Locator(code)
+                    if matches!(code.as_str(), "W2ku" | "Wi2k" | "MacX")
+            );
+            !absolute || std::fs::metadata(&c.path).is_ok_and(|m| m.is_file())
         })
         .map(|c| Candidate {
             source: c.source.to_string(),

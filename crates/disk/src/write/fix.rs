@@ -215,7 +215,32 @@ pub fn plan_fix(image: &DiskImage, planner: Option<&dyn TablePlanner>) -> Result
                 ),
             ))
         }
-        other => return Err(crate::refusal::refusal(path, other, image.encryption())),
+        other => {
+            // What the reader itself refused (a VMDK extent kind it does not read) is said as
+            // it said it.
+            if let Err(e) = image.disk() {
+                if let DiskError::Unsupported { path, what, hint } = &*e {
+                    return Err(DiskError::Unsupported {
+                        path: path.clone(),
+                        what: what.clone(),
+                        hint: hint.clone(),
+                    });
+                }
+            }
+            // A container vhdprep reads (qcow2, VHDX, VMDK, OVA, VDI): its data is laid out
+            // in its own way, so only a copy makes a VHD of it.
+            if other.is_read() && image.encryption().is_none() {
+                return Err(refused(
+                    path,
+                    format!(
+                        "is a {}; its data must be moved, which cannot be done in place: use `vhdprep convert {} OUT.vhd`",
+                        crate::refusal::what(other, None),
+                        path.display()
+                    ),
+                ));
+            }
+            return Err(crate::refusal::refusal(path, other, image.encryption()));
+        }
     };
     if old_size == 0 {
         return Err(refused(
