@@ -273,7 +273,15 @@ fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
         s(&base),
     ]);
     qemu_img(&[
-        "create", "-q", "-f", "qcow2", "-b", "base.qcow2", "-F", "qcow2", s(&top),
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-b",
+        "base.qcow2",
+        "-F",
+        "qcow2",
+        s(&top),
     ]);
     // Data over the base's ext4 region, past the filesystem's metadata.
     let o = tool(
@@ -311,7 +319,10 @@ fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
     ] {
         assert_one_line_error(
             &run(&cmd),
-            &["backing file 'base.qcow2' not found", "elsewhere/base.qcow2"],
+            &[
+                "backing file 'base.qcow2' not found",
+                "elsewhere/base.qcow2",
+            ],
         );
     }
     assert!(!p(d, "never.vhd").exists());
@@ -473,7 +484,11 @@ fn check_reads_the_guest_of_a_qcow2_fixture() {
     let out = run(&["check", "--format", "json", s(&img)]);
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert!(r["guest_not_examined"].is_null(), "{}", r["guest_not_examined"]);
+    assert!(
+        r["guest_not_examined"].is_null(),
+        "{}",
+        r["guest_not_examined"]
+    );
     assert!(r["os"].is_object(), "no OS found: {}", r["os"]);
     let vhd001: Vec<&serde_json::Value> = r["findings"]
         .as_array()
@@ -492,7 +507,10 @@ fn check_reads_the_guest_of_a_qcow2_fixture() {
             .as_array()
             .unwrap()
             .iter()
-            .all(|f| !f["message"].as_str().unwrap_or("").contains("cannot be read")),
+            .all(|f| !f["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("cannot be read")),
         "{r}"
     );
 }

@@ -135,7 +135,13 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
     let pb = bar.0.clone();
     if args.json {
         let mut spill = RangeSpill::new(opts.range_md5, &mut bar).map_err(fail)?;
-        let digests = checksum_path_with(&args.image, scope, &args.parents.options(), &opts, &mut spill);
+        let digests = checksum_path_with(
+            &args.image,
+            scope,
+            &args.parents.options(),
+            &opts,
+            &mut spill,
+        );
         pb.finish_and_clear();
         let digests = digests.map_err(CliError::trouble)?;
         let manifest = Manifest::from_digests(&digests);
@@ -148,7 +154,8 @@ pub fn run(args: ChecksumArgs) -> Result<i32, CliError> {
             }
         })?;
     } else {
-        let digests = checksum_path_with(&args.image, scope, &args.parents.options(), &opts, &mut bar);
+        let digests =
+            checksum_path_with(&args.image, scope, &args.parents.options(), &opts, &mut bar);
         pb.finish_and_clear();
         let digests = digests.map_err(CliError::trouble)?;
         let text = render_text(&digests, opts.range_md5);

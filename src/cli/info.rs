@@ -252,7 +252,11 @@ fn print_formats(r: &ContainerReport) {
                 s.version,
                 s.grain_sectors,
                 s.compress_algorithm,
-                if s.footer { ", grain directory in the footer" } else { "" }
+                if s.footer {
+                    ", grain directory in the footer"
+                } else {
+                    ""
+                }
             );
         }
     }

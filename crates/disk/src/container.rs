@@ -170,7 +170,10 @@ fn name_candidates(child: &Path, name: &str, source: &str) -> Vec<Candidate> {
         push(p, format!("{source}, relative to the image"));
     }
     if let Some(last) = parts.last().filter(|l| **l != "..") {
-        push(dir.join(last), format!("{source}, its name next to the image"));
+        push(
+            dir.join(last),
+            format!("{source}, its name next to the image"),
+        );
     }
     out
 }
@@ -269,7 +272,8 @@ fn follow(
 }
 
 fn open_qcow2(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
-    let h = qcow2::read_header(&*img.file).map_err(|e| corrupt(&img.path, format!("qcow2: {e}")))?;
+    let h =
+        qcow2::read_header(&*img.file).map_err(|e| corrupt(&img.path, format!("qcow2: {e}")))?;
     img.virtual_size = h.size;
     img.header = Some(ContainerHeader::Qcow2(Box::new(h.clone())));
     let parent = match h.backing_file.clone() {
@@ -337,7 +341,10 @@ fn open_vhdx(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
             }
         }
         let expected = match (&loc, linkage) {
-            (Some(l), Some(g)) => format!("parent VHDX (data write GUID {g}; locator {})", l.describe()),
+            (Some(l), Some(g)) => format!(
+                "parent VHDX (data write GUID {g}; locator {})",
+                l.describe()
+            ),
             (Some(l), None) => format!("parent VHDX (locator {})", l.describe()),
             _ => "parent VHDX (no parent locator)".into(),
         };
@@ -386,17 +393,17 @@ fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
                         return Err(format!("a {} image, not a VMDK", p.format()));
                     };
                     match ph.descriptor.as_ref().and_then(|d| d.cid) {
-                        Some(found) if found != cid => Err(format!(
-                            "CID {found:08x}, the child expects {cid:08x}"
-                        )),
+                        Some(found) if found != cid => {
+                            Err(format!("CID {found:08x}, the child expects {cid:08x}"))
+                        }
                         _ => Ok(None),
                     }
                 },
             )?)
         }
     };
-    let disk =
-        VmdkDisk::open(img.file.clone(), &h, extents, parent).map_err(|e| vmdk_error(&img.path, e))?;
+    let disk = VmdkDisk::open(img.file.clone(), &h, extents, parent)
+        .map_err(|e| vmdk_error(&img.path, e))?;
     Ok(Arc::new(disk))
 }
 

@@ -36,10 +36,10 @@ pub mod vhdx;
 pub mod vmdk;
 pub mod write;
 
+pub use container::{ChainLink, ContainerHeader, OpenOptions};
 pub use detect::{detect, FooterPlace};
 pub use error::{reason, DiskError, Result};
 pub use format::{Encryption, Format};
-pub use container::{ChainLink, ContainerHeader, OpenOptions};
 pub use image::{open_file, DiskImage, SharedDisk};
 pub use read_at::{FileReader, ReadAt, Slice, ZeroPadded};
 pub use report::{rfc3339_utc, ContainerReport, DynamicReport, FooterReport, ProbeReport};

@@ -3,12 +3,12 @@
 
 use crate::container::ChainLink;
 use crate::detect::FooterPlace;
-use crate::report_formats::{
-    FormatReports, OvaReport, Qcow2Report, VdiReport, VhdxReport, VmdkReport,
-};
 use crate::findings::container_findings;
 use crate::format::{Encryption, Format};
 use crate::image::DiskImage;
+use crate::report_formats::{
+    FormatReports, OvaReport, Qcow2Report, VdiReport, VhdxReport, VmdkReport,
+};
 use crate::vhd::{Footer, Geometry, SizeSource};
 use serde::Serialize;
 use vhdprep_finding::Finding;
