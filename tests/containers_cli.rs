@@ -337,6 +337,30 @@ fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
     // --parent points at it.
     assert_eq!(disk_sha256(&lone, &["--parent", s(&base)]), sha(&merged));
     assert_lists_the_root(&lone, &["--parent", s(&base)]);
+    // A backing name that leads to a FIFO is never opened (no hang): one line, exit 2.
+    let o = tool("mkfifo", "coreutils", &[s(&p(d, "pipe"))]);
+    assert!(o.status.success());
+    let piped = p(d, "piped.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-b",
+        "pipe",
+        "-F",
+        "raw",
+        s(&piped),
+        "48M",
+    ]);
+    assert_one_line_error(
+        &run_bounded(
+            vhdprep().args(["ls", s(&piped)]),
+            std::time::Duration::from_secs(20),
+        ),
+        &["backing file 'pipe' not found", "not a regular file"],
+    );
 }
 
 // ---- A differencing VHD, made from the VHD specification (qemu-img cannot write one) ----

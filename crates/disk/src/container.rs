@@ -214,6 +214,13 @@ fn follow(
             looked.push(at("no such file"));
             continue;
         }
+        // A path taken from the image is followed only to a regular file, never to a device
+        // or a FIFO; the user's --parent may name a block device.
+        let user = level.opts.parents.get(level.depth).is_some();
+        if !user && !std::fs::metadata(&c.path).is_ok_and(|m| m.is_file()) {
+            looked.push(at("not a regular file"));
+            continue;
+        }
         if seen.contains(&key(&c.path)) {
             return Err(corrupt(
                 &child,
