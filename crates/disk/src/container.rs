@@ -98,6 +98,9 @@ pub(crate) struct Level<'a> {
     pub depth: usize,
     /// Canonical paths of the children above this disk.
     pub seen: Vec<PathBuf>,
+    /// Whether other files may be opened (parents, VMDK extents): not for an image read
+    /// from memory ([`DiskImage::from_reader`]), whose path only names it.
+    pub files: bool,
 }
 
 impl<'a> Level<'a> {
@@ -107,6 +110,15 @@ impl<'a> Level<'a> {
             opts,
             depth: 0,
             seen: Vec::new(),
+            files: true,
+        }
+    }
+
+    /// An image read from memory: no other file is opened.
+    pub fn in_memory(opts: &'a OpenOptions) -> Self {
+        Level {
+            files: false,
+            ..Level::top(opts)
         }
     }
 }
@@ -189,6 +201,12 @@ fn follow(
     check: impl Fn(&DiskImage) -> std::result::Result<Option<String>, String>,
 ) -> Result<SharedDisk> {
     let child = img.path.clone();
+    if !level.files {
+        return Err(DiskError::Chain {
+            path: child,
+            what: format!("{expected} is not looked for: the image was read from memory"),
+        });
+    }
     if level.depth + 1 >= MAX_CHAIN_LENGTH {
         return Err(corrupt(
             &child,
@@ -234,6 +252,7 @@ fn follow(
             opts: level.opts,
             depth: level.depth + 1,
             seen: seen.clone(),
+            files: true,
         };
         let parent = match DiskImage::open_level(&c.path, &next) {
             Ok(p) => p,
@@ -380,6 +399,12 @@ fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
     img.virtual_size = h.virtual_size().unwrap_or(0);
     img.header = Some(ContainerHeader::Vmdk(Box::new(h.clone())));
     let mut extents: Vec<SharedDisk> = Vec::new();
+    if !level.files && !h.extent_files().is_empty() {
+        return Err(corrupt(
+            &img.path,
+            "VMDK: its extent files are not looked for: the image was read from memory",
+        ));
+    }
     for name in h.extent_files() {
         let path = resolve_extent(&img.path, name).map_err(|e| corrupt(&img.path, e))?;
         let f = open_file(&path)?;

@@ -109,10 +109,11 @@ impl DiskImage {
     }
 
     /// Like [`DiskImage::open`], for an image that is already open (or in memory): `path`
-    /// only names it in messages (and is where parents are looked for). The fuzz targets open
-    /// in-memory images through this.
+    /// only names it in messages, and no other file is opened (a disk that needs a parent or
+    /// VMDK extent files is unreadable). The fuzz targets open in-memory images through this.
     pub fn from_reader(path: impl AsRef<Path>, file: SharedDisk) -> Result<DiskImage> {
-        DiskImage::from_reader_level(path.as_ref(), file, &Level::top(&OpenOptions::default()))
+        let opts = OpenOptions::default();
+        DiskImage::from_reader_level(path.as_ref(), file, &Level::in_memory(&opts))
     }
 
     fn from_reader_level(path: &Path, file: SharedDisk, level: &Level) -> Result<DiskImage> {
