@@ -363,6 +363,65 @@ fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
     );
 }
 
+#[test]
+fn qcow2_state_is_reported_and_a_looping_chain_ends() {
+    let dir = tempdir();
+    let d = dir.path();
+    let img = p(d, "state.qcow2");
+    qemu_img(&["create", "-q", "-f", "qcow2", s(&img), "32M"]);
+    qemu_img(&["snapshot", "-c", "before-upgrade", s(&img)]);
+    // The dirty bit (incompatible feature bit 0, byte 79 of the header), as a process killed
+    // with lazy refcounts leaves it; qemu-img info reads it back.
+    let mut bytes = read(&img);
+    bytes[79] |= 1;
+    write_file(&img, &bytes);
+    assert_eq!(qemu_info(&img, "qcow2")["dirty-flag"], true);
+    let v = info(&img, &[]);
+    assert_eq!(v["qcow2"]["dirty"], true);
+    assert_eq!(v["qcow2"]["snapshots"][0]["name"], "before-upgrade");
+    let state: Vec<(&str, &str)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["id"] == "VHD-018")
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap(),
+                f["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(state.len(), 2, "{v}");
+    assert!(state
+        .iter()
+        .any(|(sev, m)| *sev == "warning" && m.contains("dirty bit")));
+    assert!(state
+        .iter()
+        .any(|(sev, m)| *sev == "info" && m.contains("'before-upgrade'")));
+    // A backing file that is the image itself.
+    let selfish = p(d, "self.qcow2");
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "qcow2",
+        "-u",
+        "-b",
+        "self.qcow2",
+        "-F",
+        "qcow2",
+        s(&selfish),
+        "32M",
+    ]);
+    assert_one_line_error(
+        &run_bounded(
+            vhdprep().args(["checksum", "--scope", "disk", s(&selfish)]),
+            std::time::Duration::from_secs(20),
+        ),
+        &["self.qcow2", "the parent chain loops"],
+    );
+}
+
 // ---- A differencing VHD, made from the VHD specification (qemu-img cannot write one) ----
 
 /// VHD footer/header checksum: the ones' complement of the byte sum, `skip` excluded.

@@ -174,7 +174,7 @@ fn name_candidates(child: &Path, name: &str, source: &str) -> Vec<Candidate> {
         if std::fs::metadata(&p).is_ok_and(|m| m.is_file()) {
             push(p, format!("{source}, absolute"));
         }
-    } else if !windows_abs && !parts.is_empty() {
+    } else if !windows_abs && parts.last().is_some_and(|l| *l != "..") {
         let mut p = dir.to_path_buf();
         for c in &parts {
             p.push(c);
@@ -594,5 +594,79 @@ pub(crate) fn identity(img: &DiskImage) -> Option<String> {
             .and_then(|d| d.cid)
             .map(|c| format!("CID {c:08x}")),
         _ => img.footer().map(|f| f.unique_id_text()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn paths(c: &[Candidate]) -> Vec<String> {
+        c.iter().map(|c| c.path.display().to_string()).collect()
+    }
+
+    #[test]
+    fn names_give_relative_then_next_to_the_child() {
+        let child = Path::new("/img/vm/child.qcow2");
+        assert_eq!(
+            paths(&name_candidates(child, "base.qcow2", "n")),
+            ["/img/vm/base.qcow2"]
+        );
+        assert_eq!(
+            paths(&name_candidates(child, "../base/b.qcow2", "n")),
+            ["/img/vm/../base/b.qcow2", "/img/vm/b.qcow2"]
+        );
+        // Windows separators, a VHDX relative_path.
+        assert_eq!(
+            paths(&name_candidates(child, ".\\sub\\p.vhdx", "n")),
+            ["/img/vm/sub/p.vhdx", "/img/vm/p.vhdx"]
+        );
+        // A Windows drive path gives only the name next to the child.
+        assert_eq!(
+            paths(&name_candidates(child, "C:\\vms\\p.vhdx", "n")),
+            ["/img/vm/p.vhdx"]
+        );
+        // An absolute name only when it is an existing regular file.
+        assert_eq!(
+            paths(&name_candidates(child, "/nonexistent/x/base.img", "n")),
+            ["/img/vm/base.img"]
+        );
+        assert_eq!(
+            paths(&name_candidates(child, "/dev/null", "n")),
+            ["/img/vm/null"]
+        );
+        let f = tempfile::NamedTempFile::new().unwrap();
+        let abs = f.path().display().to_string();
+        let c = name_candidates(child, &abs, "n");
+        assert_eq!(paths(&c)[0], abs);
+        // Nothing usable.
+        assert!(name_candidates(child, "", "n").is_empty());
+        assert!(name_candidates(child, "..", "n").is_empty());
+    }
+
+    #[test]
+    fn in_memory_images_open_no_other_file() {
+        // A qcow2 header naming a backing file, read from memory.
+        let mut v = vec![0u8; 1 << 16];
+        v[..4].copy_from_slice(b"QFI\xfb");
+        v[4..8].copy_from_slice(&3u32.to_be_bytes());
+        v[8..16].copy_from_slice(&512u64.to_be_bytes()); // backing name offset
+        v[16..20].copy_from_slice(&4u32.to_be_bytes());
+        v[20..24].copy_from_slice(&16u32.to_be_bytes()); // 64 KiB clusters
+        v[24..32].copy_from_slice(&(1u64 << 20).to_be_bytes());
+        v[36..40].copy_from_slice(&1u32.to_be_bytes()); // one L1 entry
+        v[40..48].copy_from_slice(&(1u64 << 16).to_be_bytes());
+        v[96..100].copy_from_slice(&4u32.to_be_bytes());
+        v[100..104].copy_from_slice(&104u32.to_be_bytes());
+        v[512..516].copy_from_slice(b"base");
+        v.resize(1 << 17, 0);
+        let img = DiskImage::from_reader("/x/top.qcow2", Arc::new(v)).unwrap();
+        assert_eq!(img.format(), Format::Qcow2);
+        let e = img.parent_error().expect("a chain error");
+        assert!(
+            e.to_string()
+                .contains("backing file 'base' is not looked for"),
+            "{e}"
+        );
     }
 }
