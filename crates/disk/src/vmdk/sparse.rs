@@ -810,6 +810,41 @@ mod tests {
     }
 
     #[test]
+    fn many_compressed_grains_inflate_in_parallel_and_errors_come_back() {
+        // 8 grains, each its own byte; the read covers them all, and one odd piece.
+        let hb = header_bytes(8 * 128, 1, FLAG_COMPRESSED | FLAG_MARKERS);
+        let h = SparseHeader::parse(&hb, 0).unwrap();
+        let mut f = vec![0u8; 8 * 512];
+        f[..512].copy_from_slice(&hb);
+        f[512..516].copy_from_slice(&2u32.to_le_bytes());
+        let mut markers = Vec::new();
+        for g in 0..8u64 {
+            let at = f.len();
+            markers.push(at);
+            f[1024 + 4 * g as usize..1028 + 4 * g as usize]
+                .copy_from_slice(&((at / 512) as u32).to_le_bytes());
+            let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::fast());
+            z.write_all(&vec![g as u8 + 1; 65536]).unwrap();
+            let c = z.finish().unwrap();
+            f.extend_from_slice(&(g * 128).to_le_bytes());
+            f.extend_from_slice(&(c.len() as u32).to_le_bytes());
+            f.extend_from_slice(&c);
+            f.resize(f.len().div_ceil(512) * 512, 0);
+        }
+        let e = open(f.clone(), h.clone(), None);
+        let mut all = vec![0u8; 8 * 65536 - 10];
+        e.read_exact_at(&mut all, 10).unwrap();
+        for (i, &b) in all.iter().enumerate() {
+            assert_eq!(b, ((i + 10) / 65536) as u8 + 1, "byte {}", i + 10);
+        }
+        // Grain 5's marker names the wrong sector: the whole read fails with that error.
+        f[markers[5]] ^= 1;
+        let e = open(f, h, None);
+        let err = e.read_exact_at(&mut all, 0).unwrap_err();
+        assert!(err.to_string().contains("compressed grain 5"), "{err}");
+    }
+
+    #[test]
     fn compressed_grains_whole_and_partial() {
         let data: Vec<u8> = (0..65536u32).map(|i| (i % 251) as u8).collect();
         let (f, h) = compressed(&data, 0);
