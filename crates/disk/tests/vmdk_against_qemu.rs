@@ -471,9 +471,18 @@ fn zeroed_grains_and_a_delta_over_its_parent() {
     };
     assert_eq!(
         Some(cid),
-        base_h.descriptor.unwrap().cid,
+        base_h.descriptor.as_ref().unwrap().cid,
         "parentCID = the base's CID"
     );
+    h.check_parent(&base_h).unwrap();
+    // A parent written to since (qemu-io changes its CID) no longer fits the delta.
+    let moved = dir.path().join("moved.vmdk");
+    fs::copy(&base, &moved).unwrap();
+    qemu_io(&moved, "write -P 0x01 0 512");
+    let moved_f = FileReader::new(fs::File::open(&moved).unwrap()).unwrap();
+    let moved_h = Vmdk::read_header(&moved_f).unwrap();
+    let e = h.check_parent(&moved_h).unwrap_err();
+    assert!(e.to_string().contains("expects parentCID"), "{e}");
     let e = VmdkDisk::open(file.clone(), &h, vec![], None).unwrap_err();
     assert!(e.to_string().contains("base.vmdk"), "{e}");
     let parent: SharedDisk = Arc::new(open(&base, None));

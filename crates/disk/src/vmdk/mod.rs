@@ -197,6 +197,16 @@ pub enum VmdkError {
         /// `parentCID`.
         parent_cid: u32,
     },
+    /// The parent given is not the one the delta was made over.
+    #[error("the parent given for this delta VMDK ({hint:?}) has CID {}, the delta expects parentCID {parent_cid:08x}", found.map_or("none".to_owned(), |c| format!("{c:08x}")))]
+    ParentCidMismatch {
+        /// `parentFileNameHint`.
+        hint: String,
+        /// `parentCID` of the delta.
+        parent_cid: u32,
+        /// `CID` of the parent given.
+        found: Option<u32>,
+    },
     /// The extents add up to more than 64 TiB (or overflow).
     #[error("the extents add up to more than the 64 TiB vhdprep reads")]
     VirtualSizeTooLarge,
@@ -281,6 +291,24 @@ impl VmdkHeader {
                 d.parent_cid.unwrap_or(0),
                 d.parent_file_name_hint.as_deref(),
             )
+        })
+    }
+
+    /// Checks that `parent` is the disk this delta was made over: its `CID` must equal this
+    /// descriptor's `parentCID` (a parent written since has a new CID, and the delta's data
+    /// no longer fits it). Fine for a disk without a parent.
+    pub fn check_parent(&self, parent: &VmdkHeader) -> Result<(), VmdkError> {
+        let Some((parent_cid, hint)) = self.parent() else {
+            return Ok(());
+        };
+        let found = parent.descriptor.as_ref().and_then(|d| d.cid);
+        if found == Some(parent_cid) {
+            return Ok(());
+        }
+        Err(VmdkError::ParentCidMismatch {
+            hint: hint.unwrap_or("").to_owned(),
+            parent_cid,
+            found,
         })
     }
 }
