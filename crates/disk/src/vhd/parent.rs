@@ -318,10 +318,15 @@ pub fn check_parent(
 }
 
 /// Finds the parent: `user_given` alone when set, else each of [`parent_candidates`] in
-/// order. `probe(path)` reads a candidate's footer and modification time, `Ok(None)` when
-/// there is no file there (or no VHD footer: the error text says which). The first candidate
-/// whose unique id matches wins; otherwise the error names the parent expected and every
-/// place looked at, with what was found there.
+/// order. `probe(path)` reads a candidate's footer and modification time, or says why it
+/// cannot (no file there, no VHD footer). The first candidate whose unique id matches wins;
+/// otherwise the error names the parent expected and every place looked at, with what was
+/// found there.
+///
+/// The locators are host paths chosen by whoever made the image: `probe` must open them the
+/// way [`crate::open_file`] does (read-only, non-blocking, regular files and block devices
+/// only), so that a locator naming a FIFO or a terminal cannot hang the run, and it reads
+/// only the last 512 bytes; nothing else of a candidate is read unless its unique id matches.
 pub fn resolve_parent<P>(
     child_path: &Path,
     header: &DynamicHeader,
