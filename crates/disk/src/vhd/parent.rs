@@ -220,8 +220,9 @@ pub fn parent_candidates(
 /// mtime, not its footer time stamp), and a copy or move of the parent changes its mtime.
 /// Virtual Server and Virtual PC refused a mismatch (Virtual Server's API has a
 /// `vmStartupOption_FixParentTimestampMismatch` to accept one); qemu does not read parents of
-/// VHDs at all, libvhdi checks only the unique id. So a mismatch is reported, not fatal; the
-/// unique id is what identifies the parent.
+/// VHDs at all (its vpc driver reads a differencing disk's own blocks only). How strictly
+/// Hyper-V checks the time stamp is not documented. So a mismatch is reported, not fatal;
+/// the unique id is what identifies the parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampCheck {
     /// Equal to the time stamp in the parent's footer.
