@@ -220,8 +220,9 @@ pub fn parent_candidates(
 /// mtime, not its footer time stamp), and a copy or move of the parent changes its mtime.
 /// Virtual Server and Virtual PC refused a mismatch (Virtual Server's API has a
 /// `vmStartupOption_FixParentTimestampMismatch` to accept one); qemu does not read parents of
-/// VHDs at all, libvhdi checks only the unique id. So a mismatch is reported, not fatal; the
-/// unique id is what identifies the parent.
+/// VHDs at all (its vpc driver reads a differencing disk's own blocks only). How strictly
+/// Hyper-V checks the time stamp is not documented. So a mismatch is reported, not fatal;
+/// the unique id is what identifies the parent.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TimestampCheck {
     /// Equal to the time stamp in the parent's footer.
@@ -318,10 +319,15 @@ pub fn check_parent(
 }
 
 /// Finds the parent: `user_given` alone when set, else each of [`parent_candidates`] in
-/// order. `probe(path)` reads a candidate's footer and modification time, `Ok(None)` when
-/// there is no file there (or no VHD footer: the error text says which). The first candidate
-/// whose unique id matches wins; otherwise the error names the parent expected and every
-/// place looked at, with what was found there.
+/// order. `probe(path)` reads a candidate's footer and modification time, or says why it
+/// cannot (no file there, no VHD footer). The first candidate whose unique id matches wins;
+/// otherwise the error names the parent expected and every place looked at, with what was
+/// found there.
+///
+/// The locators are host paths chosen by whoever made the image: `probe` must open them the
+/// way [`crate::open_file`] does (read-only, non-blocking, regular files and block devices
+/// only), so that a locator naming a FIFO or a terminal cannot hang the run, and it reads
+/// only the last 512 bytes; nothing else of a candidate is read unless its unique id matches.
 pub fn resolve_parent<P>(
     child_path: &Path,
     header: &DynamicHeader,
