@@ -364,6 +364,61 @@ fn a_qcow2_backing_chain_is_followed_next_to_the_image_or_given() {
 }
 
 #[test]
+fn a_vmdk_delta_reads_through_its_parent_and_checks_its_cid() {
+    let dir = tempdir();
+    let raw = source(dir.path());
+    let d = dir.path();
+    // VMDK: a delta made by qemu-img over a monolithicSparse base, written by qemu-io.
+    let base = p(d, "base.vmdk");
+    let delta = p(d, "delta.vmdk");
+    qemu_img(&[
+        "convert",
+        "-q",
+        "-f",
+        "raw",
+        "-O",
+        "vmdk",
+        s(&raw),
+        s(&base),
+    ]);
+    qemu_img(&[
+        "create",
+        "-q",
+        "-f",
+        "vmdk",
+        "-b",
+        "base.vmdk",
+        "-F",
+        "vmdk",
+        s(&delta),
+    ]);
+    let o = tool(
+        "qemu-io",
+        "qemu-utils",
+        &["-c", "write -P 0x3d 41M 128k", s(&delta)],
+    );
+    assert!(o.status.success(), "qemu-io: {o:?}");
+    let merged = p(d, "delta.raw");
+    qemu_img(&["convert", "-q", "-O", "raw", s(&delta), s(&merged)]);
+    let v = info(&delta, &[]);
+    assert_eq!(v["chain"].as_array().unwrap().len(), 2, "{v}");
+    assert!(v["vmdk"]["parent_cid"].is_string(), "{v}");
+    assert_eq!(disk_sha256(&delta, &[]), sha(&merged));
+    assert_lists_the_root(&delta, &[]);
+    // The base written to after the delta was made: its CID changed, so it is not the parent.
+    let o = tool(
+        "qemu-io",
+        "qemu-utils",
+        &["-c", "write -P 1 0 512", s(&base)],
+    );
+    assert!(o.status.success(), "qemu-io: {o:?}");
+    assert_one_line_error(
+        &run(&["ls", s(&delta)]),
+        &["parent VMDK 'base.vmdk'", "CID"],
+    );
+}
+
+#[test]
 fn qcow2_state_is_reported_and_a_looping_chain_ends() {
     let dir = tempdir();
     let d = dir.path();

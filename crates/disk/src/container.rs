@@ -415,6 +415,7 @@ fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
         Some((cid, hint)) => {
             let hint = hint.unwrap_or("").to_string();
             let c = name_candidates(&img.path, &hint, "parentFileNameHint");
+            let child = h.clone();
             Some(follow(
                 img,
                 level,
@@ -424,12 +425,10 @@ fn open_vmdk(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
                     let Some(ContainerHeader::Vmdk(ph)) = &p.header else {
                         return Err(format!("a {} image, not a VMDK", p.format()));
                     };
-                    match ph.descriptor.as_ref().and_then(|d| d.cid) {
-                        Some(found) if found != cid => {
-                            Err(format!("CID {found:08x}, the child expects {cid:08x}"))
-                        }
-                        _ => Ok(None),
-                    }
+                    child
+                        .check_parent(ph)
+                        .map(|()| None)
+                        .map_err(|e| e.to_string())
                 },
             )?)
         }
