@@ -623,7 +623,8 @@ fn compressed_images_and_tar_archives_are_named_as_file_names_them() {
         assert_eq!(read(&out), read(&src), "{format}: decompressed differs");
         clean(d.path());
     }
-    // An OVA is a tar archive.
+    // A tar archive without an OVF descriptor first is a tar (an OVA is one with it: see
+    // tests/containers_cli.rs).
     let ova = p(d.path(), "appliance.ova");
     let out = tool(
         "tar",
