@@ -652,3 +652,38 @@ fn check_reads_the_guest_of_a_qcow2_fixture() {
         "{r}"
     );
 }
+
+#[test]
+fn a_superfloppy_is_read_whole_as_partition_0() {
+    let dir = tempdir();
+    let d = dir.path();
+    let tree = p(d, "tree");
+    std::fs::create_dir_all(tree.join("srv")).unwrap();
+    std::fs::write(tree.join("srv/hello"), "whole disk\n").unwrap();
+    let bare = p(d, "bare.img");
+    std::fs::File::create(&bare)
+        .unwrap()
+        .set_len(32 * MIB)
+        .unwrap();
+    let o = tool(
+        "mkfs.ext4",
+        "e2fsprogs",
+        &["-q", "-F", "-d", s(&tree), s(&bare)],
+    );
+    assert!(o.status.success(), "mkfs.ext4: {o:?}");
+    // Through a container too.
+    let q = p(d, "bare.qcow2");
+    qemu_img(&["convert", "-q", "-f", "raw", "-O", "qcow2", s(&bare), s(&q)]);
+    for img in [&bare, &q] {
+        let ls = ok(run(&["ls", "--partition", "0", s(img), "/srv"]));
+        assert_eq!(ls, "hello\n", "{}", img.display());
+        let cat = ok(run(&["cat", "--partition", "0", s(img), "/srv/hello"]));
+        assert_eq!(cat, "whole disk\n");
+    }
+    // A partitioned disk has no whole-disk filesystem.
+    let raw = source(d);
+    assert_one_line_error(
+        &run(&["ls", "--partition", "0", s(&raw), "/"]),
+        &["no filesystem on the whole disk"],
+    );
+}

@@ -35,7 +35,8 @@ pub struct LsArgs {
     /// Long listing: type and mode, owner, size, link targets.
     #[arg(short = 'l', long)]
     long: bool,
-    /// Read partition N's filesystem on its own instead of the assembled guest.
+    /// Read partition N's filesystem on its own instead of the assembled guest (0: the
+    /// filesystem on a disk without a partition table, a "superfloppy").
     #[arg(long, value_name = "N")]
     partition: Option<u32>,
     #[command(flatten)]
@@ -48,7 +49,8 @@ pub struct CatArgs {
     image: PathBuf,
     /// A file in the assembled guest (links are followed inside the guest).
     path: String,
-    /// Read partition N's filesystem on its own instead of the assembled guest.
+    /// Read partition N's filesystem on its own instead of the assembled guest (0: the
+    /// filesystem on a disk without a partition table, a "superfloppy").
     #[arg(long, value_name = "N")]
     partition: Option<u32>,
     #[command(flatten)]
@@ -69,10 +71,21 @@ fn tree_for(
     let (_, volumes, guest) = inspect(&image).map_err(CliError::trouble)?;
     match partition {
         Some(n) => {
-            let v = volumes
-                .iter()
-                .find(|v| v.source == VolumeSource::Partition { number: n })
-                .ok_or_else(|| trouble_at(image_path, format!("there is no partition {n}")))?;
+            // 0 names a filesystem on the whole disk (a "superfloppy": no partition table).
+            let wanted = match n {
+                0 => VolumeSource::WholeDisk,
+                n => VolumeSource::Partition { number: n },
+            };
+            let v = volumes.iter().find(|v| v.source == wanted).ok_or_else(|| {
+                trouble_at(
+                    image_path,
+                    if n == 0 {
+                        "there is no filesystem on the whole disk (--partition 0 reads a disk without a partition table)".to_string()
+                    } else {
+                        format!("there is no partition {n}")
+                    },
+                )
+            })?;
             let fs = open_filesystem(v, None).map_err(|e| trouble_at(image_path, format!("partition {n}: {e}")))?;
             Ok(GuestTree::new(fs, format!("partition {n}")))
         }
