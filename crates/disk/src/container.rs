@@ -272,10 +272,7 @@ fn follow(
                 }
             }
         }
-        let disk = parent.disk().map_err(|e| DiskError::Chain {
-            path: child.clone(),
-            what: format!("its parent {}: {}", c.path.display(), e),
-        })?;
+        // The chain as far as it was found, even when a level further up is missing.
         img.chain = vec![img.link()];
         if parent.chain.is_empty() {
             img.chain.push(parent.link());
@@ -283,7 +280,10 @@ fn follow(
             img.chain.extend(parent.chain.iter().cloned());
         }
         img.notes.extend(parent.notes.iter().cloned());
-        return Ok(disk);
+        return parent.disk().map_err(|e| DiskError::Chain {
+            path: child.clone(),
+            what: format!("its parent {}: {}", c.path.display(), e),
+        });
     }
     img.chain = vec![img.link()];
     let places = if looked.is_empty() {
@@ -322,8 +322,9 @@ fn open_qcow2(img: &mut DiskImage, level: &Level) -> Result<SharedDisk> {
                 c,
                 |p| match fmt.as_deref() {
                     // qemu opens the backing file with the recorded format; a differing
-                    // format by content is not the backing file qemu would read.
-                    Some(f) if f != "raw" && p.format().qemu_driver() != Some(f) => Err(format!(
+                    // format by content is not the backing file qemu would read (a "raw"
+                    // one holding a container's header would be read differently: refused).
+                    Some(f) if p.format().qemu_driver() != Some(f) => Err(format!(
                         "a {} image, the child records backing format '{f}'",
                         p.format()
                     )),
