@@ -293,7 +293,17 @@ fn follow(
     };
     Err(DiskError::Chain {
         path: child,
-        what: format!("{expected} not found: looked at {places}; give its path with --parent PATH"),
+        what: format!(
+            "{expected} not found: looked at {places}; give its path with --parent PATH{}",
+            if level.depth == 0 {
+                String::new()
+            } else {
+                format!(
+                    " (as the --parent of level {} of the chain: one --parent per level, the image's parent first)",
+                    level.depth + 1
+                )
+            }
+        ),
     })
 }
 
