@@ -475,6 +475,34 @@ fn qcow2_state_is_reported_and_a_looping_chain_ends() {
         ),
         &["self.qcow2", "the parent chain loops"],
     );
+    // A chain of 70 (the cap is 64 disks): one line naming the level where it stopped.
+    qemu_img(&["create", "-q", "-f", "qcow2", s(&p(d, "l0.qcow2")), "1M"]);
+    for i in 1..=70 {
+        let (child, parent) = (format!("l{i}.qcow2"), format!("l{}.qcow2", i - 1));
+        qemu_img(&[
+            "create",
+            "-q",
+            "-f",
+            "qcow2",
+            "-u",
+            "-b",
+            &parent,
+            "-F",
+            "qcow2",
+            s(&p(d, &child)),
+            "1M",
+        ]);
+    }
+    assert_one_line_error(
+        &run(&["checksum", "--scope", "disk", s(&p(d, "l70.qcow2"))]),
+        &["l70.qcow2: in its parent chain: ", "longer than 64 disks"],
+    );
+    assert_ok(&run(&[
+        "checksum",
+        "--scope",
+        "disk",
+        s(&p(d, "l60.qcow2")),
+    ]));
 }
 
 // ---- A differencing VHD, made from the VHD specification (qemu-img cannot write one) ----

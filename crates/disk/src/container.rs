@@ -190,6 +190,9 @@ fn name_candidates(child: &Path, name: &str, source: &str) -> Vec<Candidate> {
     out
 }
 
+/// How an error of a level further up the chain starts (the level's own path follows).
+const IN_CHAIN: &str = "in its parent chain: ";
+
 /// Finds, checks and opens the parent of `img`, described as `expected` (`backing file
 /// 'base.qcow2'`), from `candidates` (or the user's `--parent` for this level). `check` says
 /// why an opened candidate is not the parent, or gives a note (a time stamp that differs).
@@ -280,9 +283,13 @@ fn follow(
             img.chain.extend(parent.chain.iter().cloned());
         }
         img.notes.extend(parent.notes.iter().cloned());
+        // One line however deep the failing level: the innermost problem, said once.
         return parent.disk().map_err(|e| DiskError::Chain {
             path: child.clone(),
-            what: format!("its parent {}: {}", c.path.display(), e),
+            what: match &*e {
+                DiskError::Chain { what, .. } if what.starts_with(IN_CHAIN) => what.clone(),
+                e => format!("{IN_CHAIN}{e}"),
+            },
         });
     }
     img.chain = vec![img.link()];
