@@ -57,14 +57,6 @@ pub enum DiskError {
         /// What to do instead, with the command.
         hint: String,
     },
-    /// A differencing VHD: its data depends on a parent disk.
-    #[error("{}: differencing VHD whose data depends on parent {parent}; merge the chain first (e.g. Hyper-V Merge-VHD or `qemu-img convert` from the child) and give vhdprep the result", path.display())]
-    Differencing {
-        /// The file.
-        path: PathBuf,
-        /// Parent name and locators, as recorded in the header.
-        parent: String,
-    },
     /// A parent (backing file) that is missing, not the one the child names, or unreadable;
     /// or a chain that loops or is too long.
     #[error("{}: {what}", path.display())]
@@ -111,7 +103,6 @@ impl DiskError {
             | DiskError::NotAFile { path, .. }
             | DiskError::TooSmall { path, .. }
             | DiskError::Unsupported { path, .. }
-            | DiskError::Differencing { path, .. }
             | DiskError::Chain { path, .. }
             | DiskError::Truncated { path, .. }
             | DiskError::Corrupt { path, .. }
