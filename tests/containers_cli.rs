@@ -475,6 +475,8 @@ fn qcow2_state_is_reported_and_a_looping_chain_ends() {
         ),
         &["self.qcow2", "the parent chain loops"],
     );
+    // check, too, ends on it (exit 2) instead of reporting an unexamined guest.
+    assert_one_line_error(&run(&["check", s(&selfish)]), &["the parent chain loops"]);
     // A chain of 70 (the cap is 64 disks): one line naming the level where it stopped.
     qemu_img(&["create", "-q", "-f", "qcow2", s(&p(d, "l0.qcow2")), "1M"]);
     for i in 1..=70 {

@@ -211,12 +211,12 @@ fn follow(
         });
     }
     if level.depth + 1 >= MAX_CHAIN_LENGTH {
-        return Err(corrupt(
-            &child,
-            format!(
+        return Err(DiskError::Chain {
+            path: child,
+            what: format!(
                 "the parent chain is longer than {MAX_CHAIN_LENGTH} disks (Hyper-V allows 50 checkpoints); a loop?"
             ),
-        ));
+        });
     }
     let candidates = match level.opts.parents.get(level.depth) {
         Some(p) => vec![Candidate {
@@ -243,13 +243,13 @@ fn follow(
             continue;
         }
         if seen.contains(&key(&c.path)) {
-            return Err(corrupt(
-                &child,
-                format!(
+            return Err(DiskError::Chain {
+                path: child,
+                what: format!(
                     "the parent chain loops: {} is its own ancestor",
                     c.path.display()
                 ),
-            ));
+            });
         }
         let next = Level {
             opts: level.opts,
