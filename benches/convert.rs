@@ -10,8 +10,9 @@
 //!    dynamic VHDX and streamOptimized VMDK images qemu-img makes from it. Each data page is
 //!    half pseudo-random, half repeated text, so the compressed formats really compress (about
 //!    2:1, like a real root filesystem) instead of storing incompressible clusters raw. Page
-//!    cache warm, outputs removed between runs, median of 3 interleaved rounds; both outputs are
-//!    checked once with `qemu-img compare` against the source.
+//!    cache warm, outputs removed and the filesystem synced before each timed run, median of 3
+//!    interleaved rounds (who goes first alternates); both outputs are checked once with
+//!    `qemu-img compare` against the source.
 //! 2. `vhdprep fix --in-place` on the raw image made unaligned by 12345 bytes, and on a 1 TiB
 //!    sparse raw: in-place fixing must not depend on the disk size.
 //!
@@ -152,6 +153,11 @@ const SOURCES: [Source; 5] = [
     },
 ];
 
+/// Writes back everything dirty on the filesystem of `dir` (untimed).
+fn settle(dir: &Path) {
+    run("sync", &["-f", s(dir)]);
+}
+
 /// `qemu-img convert -O vpc -o subformat=fixed,force_size=on` then `sync` of its output, timed
 /// together.
 fn qemu_convert(src: &Path, fmt: &str, out: &Path) -> Duration {
@@ -208,8 +214,18 @@ fn main() {
             eprintln!("round {}/{rounds}: {}", round + 1, src.label);
             rm(&ours);
             rm(&theirs);
-            t_ours.push(run(vhdprep(), &["convert", "-q", s(&path), s(&ours)]));
-            t_qemu.push(qemu_convert(&path, src.fmt, &theirs));
+            // Alternate who goes first, and commit the filesystem (with this mount's
+            // `discard`, the blocks of the removed outputs) before each timed run, so that
+            // neither tool's flush pays for the other's leftovers.
+            let ours_first = round % 2 == 0;
+            for turn in 0..2 {
+                settle(dir.path());
+                if (turn == 0) == ours_first {
+                    t_ours.push(run(vhdprep(), &["convert", "-q", s(&path), s(&ours)]));
+                } else {
+                    t_qemu.push(qemu_convert(&path, src.fmt, &theirs));
+                }
+            }
             if round == 0 {
                 assert_same(&path, src.fmt, &ours, "vpc");
                 assert_same(&path, src.fmt, &theirs, "vpc");
