@@ -1,5 +1,6 @@
-//! File contents: EXTENT_DATA items (inline, regular, preallocated, holes), with zlib and zstd
-//! decompression. LZO-compressed and encrypted extents are reported as unsupported.
+//! File contents: EXTENT_DATA items (inline, regular, preallocated, holes), with zlib,
+//! LZO (btrfs's own framing, [`super::lzo`]) and zstd decompression. Encrypted extents are
+//! reported as unsupported.
 //!
 //! Bounds: the output is allocated once at the inode's size (which the caller has checked
 //! against its limit); an extent is decompressed only when it contributes bytes to the output,
@@ -55,7 +56,7 @@ pub fn decompress(kind: u8, data: &[u8], ram_bytes: u64) -> FsResult<Vec<u8>> {
                 .map_err(|e| corrupt(format!("zstd extent: {e}")))?;
             Ok(out)
         }
-        COMPRESS_LZO => Err(unsupported("LZO-compressed extent")),
+        COMPRESS_LZO => super::lzo::decompress(data, limit),
         other => Err(corrupt(format!("unknown compression type {other}"))),
     }
 }
@@ -176,7 +177,7 @@ mod tests {
         assert!(decompress(COMPRESS_ZSTD, &s, 1 << 30).is_err());
         assert!(matches!(
             decompress(COMPRESS_LZO, &[], 10),
-            Err(crate::FsError::Unsupported { .. })
+            Err(crate::FsError::Corrupt { .. })
         ));
     }
 }

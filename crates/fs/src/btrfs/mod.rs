@@ -7,7 +7,8 @@
 //! - [`tree`]: checked tree blocks and bounded range searches.
 //! - [`root`]: the root tree: subvolumes, their links, the default subvolume.
 //! - [`inode`], [`dir`], [`file`]: inodes, directory entries, file extents (inline, regular,
-//!   preallocated, holes; zlib and zstd compression).
+//!   preallocated, holes; zlib, LZO and zstd compression); [`lzo`]: btrfs's framing of LZO
+//!   segments.
 //!
 //! [`open`] opens the default subvolume, as `mount` without `subvol=` does;
 //! [`open_subvolume`] and [`open_subvolume_id`] open another one, as `subvol=` and `subvolid=`
@@ -19,6 +20,7 @@ mod chunk;
 mod dir;
 mod file;
 mod inode;
+mod lzo;
 mod root;
 mod superblock;
 mod tree;
