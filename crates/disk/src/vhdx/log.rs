@@ -28,6 +28,12 @@ const SECTOR: usize = 4096;
 /// entry headers could otherwise make the search quadratic. Real logs checksum each byte
 /// about once.
 const CHECKSUM_BUDGET: u64 = 16;
+/// Most descriptors (across every valid entry found) a replay holds. Each costs about 100
+/// bytes in memory (the parsed descriptor and its overlay range), and a zero descriptor costs
+/// the writer only 32 bytes of log, so without this cap a hostile 64 MiB log of zero
+/// descriptors would take ~200 MB. A full 1 MiB log (Hyper-V's and qemu's size) holds at most
+/// 32,640 descriptors, so logs up to 4 MiB are never refused for this.
+pub const MAX_DESCRIPTORS: usize = 1 << 17;
 
 /// The log and what replaying it changed.
 #[derive(Debug, Clone, Default)]
@@ -92,9 +98,18 @@ fn circular(log: &[u8], pos: usize, len: usize) -> Cow<'_, [u8]> {
     }
 }
 
-/// Parses and validates the entry at `pos`, or says why it is not one (`None`: not even an
-/// entry header). `budget` counts bytes checksummed.
-fn parse_entry(log: &[u8], pos: usize, guid: Uuid, budget: &mut u64) -> Option<Entry> {
+/// What the search of the log may still spend.
+struct Budget {
+    /// Bytes it may still checksum.
+    checksum: u64,
+    /// Descriptors it may still hold ([`MAX_DESCRIPTORS`]); `None` once a valid entry found
+    /// no room.
+    descriptors: Option<usize>,
+}
+
+/// Parses and validates the entry at `pos` (`None`: not a valid entry, or the budget is
+/// spent).
+fn parse_entry(log: &[u8], pos: usize, guid: Uuid, budget: &mut Budget) -> Option<Entry> {
     let h = log.get(pos..pos + 64)?;
     if &h[..4] != b"loge" {
         return None;
@@ -117,14 +132,20 @@ fn parse_entry(log: &[u8], pos: usize, guid: Uuid, budget: &mut u64) -> Option<E
     if desc_bytes > len {
         return None;
     }
-    *budget = budget.saturating_sub(len as u64);
-    if *budget == 0 {
+    budget.checksum = budget.checksum.saturating_sub(len as u64);
+    if budget.checksum == 0 {
         return None;
     }
     let e = circular(log, pos, len);
     if le::u32(&e, 4) != crc_with_zeroed(&e, 4) {
         return None;
     }
+    let left = budget.descriptors?;
+    if count > left {
+        budget.descriptors = None;
+        return None;
+    }
+    budget.descriptors = Some(left - count);
     let mut ops = Vec::with_capacity(count.min(len / 32));
     let mut data_at = desc_bytes;
     for k in 0..count {
@@ -257,14 +278,23 @@ pub fn replay(file: &dyn ReadAt, head: &HeaderCopy) -> Result<LogReplay, VhdxErr
     let mut log = vec![0u8; length as usize];
     file.read_exact_at(&mut log, offset)
         .map_err(VhdxError::io("log", offset))?;
-    let mut budget = CHECKSUM_BUDGET * length;
+    let mut budget = Budget {
+        checksum: CHECKSUM_BUDGET * length,
+        descriptors: Some(MAX_DESCRIPTORS),
+    };
     let entries: Vec<Entry> = (0..log.len() / SECTOR)
         .filter_map(|s| parse_entry(&log, s * SECTOR, head.log_guid, &mut budget))
         .collect();
-    if budget == 0 {
+    if budget.checksum == 0 {
         return Err(replay_err(
             offset,
             "the log holds too many overlapping entry headers to search",
+        ));
+    }
+    if budget.descriptors.is_none() {
+        return Err(replay_err(
+            offset,
+            format!("the log holds more than {MAX_DESCRIPTORS} descriptors"),
         ));
     }
     let Some(seq) = active_sequence(&entries, log.len()) else {
@@ -550,5 +580,37 @@ mod tests {
         }
         let e = replay(&f, &head(MIB as u32)).unwrap_err();
         assert!(e.to_string().contains("too many overlapping"), "{e}");
+    }
+
+    #[test]
+    fn a_log_of_more_descriptors_than_the_cap_is_refused_and_one_under_it_replays() {
+        // 4 KiB entries of 126 zero descriptors each (what fits beside the 64-byte header),
+        // one after another from the start of the log, each the next in sequence.
+        const PER_ENTRY: usize = (SECTOR - 64) / 32;
+        let build = |log_len: usize, entries: usize| {
+            let mut f = vec![0u8; MIB as usize + log_len + 2 * MIB as usize];
+            for k in 0..entries {
+                let zeros: Vec<(u64, u64)> = (0..PER_ENTRY)
+                    .map(|j| (2 * MIB + ((k * PER_ENTRY + j) as u64) * 8192, 4096))
+                    .collect();
+                let e = entry(GUID, 1 + k as u64, 0, f.len() as u64, &[], &zeros);
+                assert_eq!(e.len(), SECTOR);
+                let at = MIB as usize + k * SECTOR;
+                f[at..at + SECTOR].copy_from_slice(&e);
+            }
+            f
+        };
+        let over = MAX_DESCRIPTORS / PER_ENTRY + 1;
+        let log_len = (over * SECTOR).next_multiple_of(MIB as usize);
+        let f = build(log_len, over);
+        let err = replay(&&f[..], &head(log_len as u32))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("more than 131072 descriptors"), "{err}");
+        // One entry fewer fits, replays every entry, and zeros what the last one names.
+        let f = build(log_len, over - 1);
+        let r = replay(&&f[..], &head(log_len as u32)).unwrap();
+        assert_eq!(r.entries_replayed, over - 1);
+        assert_eq!(r.overlay.ranges(), (over - 1) * PER_ENTRY);
     }
 }
