@@ -509,81 +509,8 @@ fn qcow2_state_is_reported_and_a_looping_chain_ends() {
 
 // ---- A differencing VHD, made from the VHD specification (qemu-img cannot write one) ----
 
-/// VHD footer/header checksum: the ones' complement of the byte sum, `skip` excluded.
-fn vhd_checksum(b: &[u8], skip: std::ops::Range<usize>) -> u32 {
-    !b.iter()
-        .enumerate()
-        .filter(|(i, _)| !skip.contains(i))
-        .fold(0u32, |a, (_, &x)| a.wrapping_add(u32::from(x)))
-}
-
-/// Writes a differencing VHD at `child` over the dynamic VHD `parent` holding `data` at the
-/// sector-aligned `offset`, with a `W2ru` locator `.\NAME`, per the VHD specification (as
-/// crates/disk/tests/vhd_differencing.rs's `make_child`, which checks the layout against
-/// libvhdi): footer copy, dynamic header, BAT, locator, one block (bitmap, data), footer.
-fn make_child(child: &Path, parent: &Path, offset: u64, data: &[u8]) {
-    let pf = read(parent);
-    let footer_at = pf.len() - 512;
-    let mut footer = pf[footer_at..].to_vec();
-    assert_eq!(&footer[..8], b"conectix");
-    let size = u64::from_be_bytes(footer[48..56].try_into().unwrap());
-    let parent_id: [u8; 16] = footer[68..84].try_into().unwrap();
-    let parent_ts: [u8; 4] = footer[24..28].try_into().unwrap();
-    footer[16..24].copy_from_slice(&512u64.to_be_bytes()); // data offset
-    footer[60..64].copy_from_slice(&4u32.to_be_bytes()); // differencing
-    footer[68..84].copy_from_slice(&[0x42; 16]); // the child's own unique id
-    let sum = vhd_checksum(&footer, 64..68);
-    footer[64..68].copy_from_slice(&sum.to_be_bytes());
-    let bs: u64 = 2 * MIB;
-    let blocks = size.div_ceil(bs) as usize;
-    let bat_at = 1536usize;
-    let loc_at = bat_at + (blocks * 4).div_ceil(512) * 512;
-    let name = parent.file_name().unwrap().to_str().unwrap();
-    let w2ru: Vec<u8> = format!(".\\{name}")
-        .encode_utf16()
-        .flat_map(u16::to_le_bytes)
-        .collect();
-    let mut h = [0u8; 1024];
-    h[0..8].copy_from_slice(b"cxsparse");
-    h[8..16].copy_from_slice(&u64::MAX.to_be_bytes());
-    h[16..24].copy_from_slice(&(bat_at as u64).to_be_bytes());
-    h[24..28].copy_from_slice(&0x0001_0000u32.to_be_bytes());
-    h[28..32].copy_from_slice(&(blocks as u32).to_be_bytes());
-    h[32..36].copy_from_slice(&(bs as u32).to_be_bytes());
-    h[40..56].copy_from_slice(&parent_id);
-    h[56..60].copy_from_slice(&parent_ts);
-    for (i, u) in name.encode_utf16().enumerate() {
-        h[64 + 2 * i..66 + 2 * i].copy_from_slice(&u.to_be_bytes());
-    }
-    h[576..580].copy_from_slice(b"W2ru");
-    h[580..584].copy_from_slice(&512u32.to_be_bytes());
-    h[584..588].copy_from_slice(&(w2ru.len() as u32).to_be_bytes());
-    h[592..600].copy_from_slice(&(loc_at as u64).to_be_bytes());
-    let sum = vhd_checksum(&h, 36..40);
-    h[36..40].copy_from_slice(&sum.to_be_bytes());
-    let mut file = vec![0u8; loc_at + 512];
-    file[..512].copy_from_slice(&footer);
-    file[512..1536].copy_from_slice(&h);
-    file[loc_at..loc_at + w2ru.len()].copy_from_slice(&w2ru);
-    let mut bat = vec![u32::MAX; blocks];
-    assert!(offset % 512 == 0 && data.len() % 512 == 0);
-    let block = (offset / bs) as usize;
-    assert_eq!(block, ((offset + data.len() as u64 - 1) / bs) as usize);
-    bat[block] = (file.len() / 512) as u32;
-    let start = file.len();
-    file.resize(start + 512 + bs as usize, 0);
-    for i in 0..data.len() / 512 {
-        let sector = ((offset % bs) / 512) as usize + i;
-        file[start + sector / 8] |= 0x80 >> (sector % 8);
-    }
-    let d = start + 512 + (offset % bs) as usize;
-    file[d..d + data.len()].copy_from_slice(data);
-    for (i, e) in bat.iter().enumerate() {
-        file[bat_at + 4 * i..bat_at + 4 * i + 4].copy_from_slice(&e.to_be_bytes());
-    }
-    file.extend_from_slice(&footer);
-    write_file(child, &file);
-}
+#[path = "../crates/disk/tests/support/vhd_chain.rs"]
+mod vhd_chain;
 
 #[test]
 fn a_differencing_vhd_reads_through_its_parent() {
@@ -606,10 +533,24 @@ fn a_differencing_vhd_reads_through_its_parent() {
     let child = p(d, "child.vhd");
     let data = pattern(11, 64 << 10);
     let at = 40 * MIB + 4096;
-    make_child(&child, &parent, at, &data);
-    // What the chain holds: the source with the child's sectors over it.
+    // What the chain holds: the source with the child's sectors over it. Only a relative
+    // locator, so that a moved child finds no parent.
     let mut model = read(&raw);
-    model[at as usize..at as usize + data.len()].copy_from_slice(&data);
+    let links = vhd_chain::Links {
+        w2ru: Some(".\\parent.vhd".to_string()),
+        w2ku: None,
+        macx: None,
+        name: "parent.vhd".to_string(),
+    };
+    vhd_chain::make_child(
+        &child,
+        &parent,
+        &links,
+        2 << 20,
+        &[(at, data)],
+        0x42,
+        &mut model,
+    );
     let model_path = p(d, "model.raw");
     write_file(&model_path, &model);
     let v = info(&child, &[]);
@@ -772,4 +713,105 @@ fn a_vhdx_with_a_dirty_log_is_replayed_and_reported() {
     );
     assert!(o.status.success(), "qemu-img check -r all: {o:?}");
     assert!(qemu_identical(&copy, "vhdx", &out, "vpc"));
+}
+
+#[path = "../crates/disk/tests/support/vhdx_chain.rs"]
+mod vhdx_chain;
+
+/// A differencing VHDX (built from the specification, see the support module) through the
+/// commands: found next to its child by its relative locator, or given with `--parent` once
+/// moved; a missing or wrong parent is one line naming what was expected.
+#[test]
+fn a_differencing_vhdx_reads_through_its_parent_found_or_given() {
+    let dir = tempdir();
+    let d = dir.path();
+    let c = vhdx_chain::build(d);
+    let model = p(d, "model.raw");
+    write_file(&model, &c.want);
+    let v = info(&c.child, &[]);
+    assert_eq!(v["format"], "vhdx", "{v}");
+    assert_eq!(v["chain"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(v["chain"][1]["path"], s(&c.parent), "{v}");
+    assert_eq!(disk_sha256(&c.child, &[]), sha(&model));
+    let out = p(d, "chain.vhd");
+    ok(run(&["convert", "-q", s(&c.child), s(&out)]));
+    assert!(
+        qemu_identical(&model, "raw", &out, "vpc"),
+        "the converted chain differs from what [MS-VHDX] says it holds"
+    );
+
+    // Moved away from its parent: a one-line error naming the locator; `--parent` finds it.
+    let away = p(d, "away");
+    std::fs::create_dir(&away).unwrap();
+    let moved = away.join("child.vhdx");
+    std::fs::copy(&c.child, &moved).unwrap();
+    assert_one_line_error(
+        &run(&["checksum", "--scope", "disk", "--sha256", s(&moved)]),
+        &["parent", "relative_path=.\\parent.vhdx"],
+    );
+    assert_eq!(
+        disk_sha256(&moved, &["--parent", s(&c.parent)]),
+        sha(&model)
+    );
+    // Another VHDX given as the parent (its data write GUID is not the linkage): refused.
+    let other = p(d, "other.vhdx");
+    qemu_img(&["create", "-q", "-f", "vhdx", s(&other), "16M"]);
+    assert_one_line_error(
+        &run(&[
+            "checksum",
+            "--scope",
+            "disk",
+            "--sha256",
+            s(&moved),
+            "--parent",
+            s(&other),
+        ]),
+        &[&c.linkage[1..c.linkage.len() - 1]],
+    );
+}
+
+#[path = "../crates/disk/tests/support/vdi_chain.rs"]
+mod vdi_chain;
+
+/// A VirtualBox differencing VDI through the commands: its parent found next to it under
+/// VirtualBox's `{UUID}.vdi` name, or given with `--parent`; none is one line naming the UUID.
+#[test]
+fn a_differencing_vdi_reads_through_its_parent_found_or_given() {
+    let dir = tempdir();
+    let d = dir.path();
+    let mut bytes = pattern(21, (20 * MIB + 1536) as usize);
+    bytes[(3 * MIB) as usize..(6 * MIB) as usize].fill(0);
+    let src = p(d, "src.raw");
+    write_file(&src, &bytes);
+    let c = vdi_chain::build(d, &src, &bytes);
+    let model = p(d, "model.raw");
+    write_file(&model, &c.expected);
+
+    // Not found under VirtualBox's name: one line naming the parent's UUID.
+    let err = assert_one_line_error(
+        &run(&["checksum", "--scope", "disk", "--sha256", s(&c.child)]),
+        &["parent VDI with image UUID"],
+    );
+    let v = info(&c.base, &[]);
+    let uuid = v["vdi"]["uuid_image"]
+        .as_str()
+        .unwrap_or_else(|| panic!("info --json names the image UUID: {v}"))
+        .to_string();
+    assert!(err.contains(&uuid), "{err}");
+    // Given: read through it.
+    assert_eq!(
+        disk_sha256(&c.child, &["--parent", s(&c.base)]),
+        sha(&model)
+    );
+    // Found next to the child under `{UUID}.vdi`, as VirtualBox keeps snapshots' parents.
+    std::fs::rename(&c.base, p(d, &format!("{{{uuid}}}.vdi"))).unwrap();
+    let v = info(&c.child, &[]);
+    assert_eq!(v["chain"].as_array().unwrap().len(), 2, "{v}");
+    assert_eq!(disk_sha256(&c.child, &[]), sha(&model));
+    let out = p(d, "chain.vhd");
+    ok(run(&["convert", "-q", s(&c.child), s(&out)]));
+    assert!(
+        qemu_identical(&model, "raw", &out, "vpc"),
+        "the converted chain differs from its layers combined"
+    );
 }

@@ -11,6 +11,15 @@ use std::ops::Range;
 use std::os::unix::fs::FileExt;
 use std::sync::Arc;
 
+/// How many bytes of a `buf_len`-byte read at `offset` lie inside a disk of `len` bytes (0 at
+/// or past the end): the clamp every [`ReadAt::read_at`] of a virtual disk starts with.
+pub fn bytes_within(buf_len: usize, offset: u64, len: u64) -> usize {
+    if offset >= len {
+        return 0;
+    }
+    buf_len.min(usize::try_from(len - offset).unwrap_or(usize::MAX))
+}
+
 /// Something that can be read at any offset without a cursor, and has a fixed length.
 pub trait ReadAt: Send + Sync {
     /// Reads up to `buf.len()` bytes at `offset`. Returns how many were read; 0 only at or past
@@ -309,6 +318,17 @@ impl<R: ReadAt> ReadAt for ZeroPadded<R> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn bytes_within_clamps_at_the_end_and_never_overflows() {
+        assert_eq!(bytes_within(10, 0, 100), 10);
+        assert_eq!(bytes_within(10, 95, 100), 5);
+        assert_eq!(bytes_within(10, 100, 100), 0);
+        assert_eq!(bytes_within(10, u64::MAX, 100), 0);
+        assert_eq!(bytes_within(usize::MAX, 0, u64::MAX), usize::MAX);
+        assert_eq!(bytes_within(0, 5, 100), 0);
+    }
+
     use super::*;
     use std::io::Write;
 

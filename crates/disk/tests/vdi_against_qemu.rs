@@ -12,6 +12,9 @@ use std::sync::Arc;
 use vhdprep_disk::vdi::{VdiDisk, VdiHeader, VdiImageType, BLOCK_ZERO};
 use vhdprep_disk::{FileReader, ReadAt, SharedDisk};
 
+#[path = "support/vdi_chain.rs"]
+mod vdi_chain;
+
 const MIB: u64 = 1 << 20;
 /// 20 MiB and three sectors: the last block is partial.
 const SIZE: u64 = 20 * MIB + 1536;
@@ -326,71 +329,18 @@ fn truncated_and_corrupt_images_fail_with_one_line() {
     assert_eq!(e, "VDI block map entry 0 (at offset 512) names data block 1000, but the image has only 21 blocks");
 }
 
-/// A VirtualBox snapshot: a dynamic VDI that qemu-img writes, turned into a differencing
-/// image of another (type 4, link UUID = the parent's image UUID, parent-modification UUID =
-/// the parent's), one free block marked zero. qemu-img refuses differencing VDIs and nothing
-/// else in Debian reads them, so the expected bytes come from qemu-img's reading of each
-/// layer, combined per VirtualBox's rules: allocated blocks from the child, free blocks from
-/// the parent, zero blocks as zeros.
+/// A VirtualBox snapshot chain (see the support module) read as its layers combined.
 #[test]
 fn differencing_image_over_a_qemu_written_parent() {
     use vhdprep_disk::vdi::parent::{check_parent, parent_candidates, ModificationCheck};
     let dir = tempfile::tempdir().unwrap();
     let (src, parent_bytes) = source(dir.path());
-    let base = dir.path().join("base.vdi");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vdi",
-        src.to_str().unwrap(),
-        base.to_str().unwrap(),
-    ]);
-    // The child's own writes: part of block 0, a few bytes in block 7, all of block 13.
-    let child_src = dir.path().join("child.raw");
-    let f = File::create(&child_src).unwrap();
-    f.set_len(SIZE).unwrap();
-    f.write_all_at(&[0xC7; 4096], 0).unwrap();
-    f.write_all_at(&[0xC8; 100], 7 * MIB + 5).unwrap();
-    f.write_all_at(&vec![0xC9; MIB as usize], 13 * MIB).unwrap();
-    drop(f);
-    let child = dir.path().join("child.vdi");
-    qemu_img(&[
-        "convert",
-        "-f",
-        "raw",
-        "-O",
-        "vdi",
-        child_src.to_str().unwrap(),
-        child.to_str().unwrap(),
-    ]);
-    let layer = qemu_raw(&child, dir.path());
-
-    let mut uuids = [0u8; 32];
-    File::open(&base)
-        .unwrap()
-        .read_exact_at(&mut uuids, 392)
-        .unwrap();
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(&child)
-        .unwrap();
-    f.write_all_at(&4u32.to_le_bytes(), 76).unwrap();
-    f.write_all_at(&uuids[..16], 424).unwrap();
-    f.write_all_at(&uuids[16..], 440).unwrap();
-    let map_at = {
-        let mut b = [0u8; 4];
-        File::open(&child)
-            .unwrap()
-            .read_exact_at(&mut b, 340)
-            .unwrap();
-        u64::from(u32::from_le_bytes(b))
-    };
-    f.write_all_at(&BLOCK_ZERO.to_le_bytes(), map_at + 20 * 4)
-        .unwrap();
-    drop(f);
-
+    let vdi_chain::VdiChain {
+        base,
+        child,
+        expected,
+        ..
+    } = vdi_chain::build(dir.path(), &src, &parent_bytes);
     let file: SharedDisk = Arc::new(FileReader::new(File::open(&child).unwrap()).unwrap());
     let header = VdiHeader::read(file.as_ref()).unwrap();
     assert_eq!(header.image_type, VdiImageType::Differencing);
@@ -416,12 +366,6 @@ fn differencing_image_over_a_qemu_written_parent() {
     let d = VdiDisk::open(file, header, Some(Arc::new(parent))).unwrap();
     assert_eq!(d.block_map().allocated(), 3);
 
-    let mut expected = parent_bytes.clone();
-    for block in [0usize, 7, 13] {
-        let r = block * MIB as usize..(block + 1) * MIB as usize;
-        expected[r.clone()].copy_from_slice(&layer[r]);
-    }
-    expected[20 * MIB as usize..].fill(0);
     let ours = read_all(&d);
     assert!(
         ours == expected,

@@ -404,12 +404,10 @@ impl Qcow2Disk {
 impl ReadAt for Qcow2Disk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.header.size;
-        if offset >= size {
+        let n = crate::read_at::bytes_within(buf.len(), offset, size);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
         let mut done = 0usize;
         while done < n {
             let guest = offset + done as u64;

@@ -98,12 +98,10 @@ impl VdiDisk {
 impl ReadAt for VdiDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.header.disk_size;
-        if offset >= size {
+        let n = crate::read_at::bytes_within(buf.len(), offset, size);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
         let bs = self.block_size;
         let mut done = 0usize;
         while done < n {

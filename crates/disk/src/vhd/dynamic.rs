@@ -233,12 +233,10 @@ impl<R: ReadAt> DynamicVhd<R> {
         offset: u64,
         absent: &mut Absent<'_>,
     ) -> io::Result<usize> {
-        if offset >= self.virtual_size {
+        let n = crate::read_at::bytes_within(buf.len(), offset, self.virtual_size);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(self.virtual_size - offset).unwrap_or(usize::MAX));
         let mut done = 0usize;
         while done < n {
             let at = offset + done as u64;

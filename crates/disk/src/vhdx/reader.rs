@@ -191,12 +191,10 @@ impl VhdxDisk {
 impl ReadAt for VhdxDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
         let size = self.header.metadata.virtual_size;
-        if offset >= size {
+        let n = crate::read_at::bytes_within(buf.len(), offset, size);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(size - offset).unwrap_or(usize::MAX));
         let bs = self.layout.block_size;
         let mut done = 0usize;
         while done < n {

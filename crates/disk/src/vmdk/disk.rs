@@ -176,12 +176,10 @@ impl VmdkDisk {
 
 impl ReadAt for VmdkDisk {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if offset >= self.len {
+        let n = crate::read_at::bytes_within(buf.len(), offset, self.len);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         let mut done = 0usize;
         let mut i = self.part_at(offset);
         while done < n {

@@ -619,12 +619,10 @@ impl SparseExtent {
 
 impl ReadAt for SparseExtent {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> io::Result<usize> {
-        if offset >= self.len {
+        let n = crate::read_at::bytes_within(buf.len(), offset, self.len);
+        if n == 0 {
             return Ok(0);
         }
-        let n = buf
-            .len()
-            .min(usize::try_from(self.len - offset).unwrap_or(usize::MAX));
         self.read_inner(&mut buf[..n], offset)
             .map_err(VmdkError::into_io)?;
         Ok(n)
