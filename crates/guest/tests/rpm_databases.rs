@@ -191,23 +191,54 @@ fn ndb_matches_rpm_built_with_ndb() {
     compare_with_rpm(RpmBackend::Ndb);
 }
 
+/// A package without its install time (each database is installed at its own second).
+fn key(
+    p: &RpmPackage,
+) -> (
+    String,
+    Option<u32>,
+    String,
+    String,
+    Option<String>,
+    Vec<String>,
+) {
+    let mut files = p.files.clone();
+    files.sort();
+    (
+        p.name.clone(),
+        p.epoch,
+        p.version.clone(),
+        p.release.clone(),
+        p.arch.clone(),
+        files,
+    )
+}
+
 #[test]
 fn the_three_databases_hold_the_same_packages() {
-    let (_, s) = ours(RpmBackend::Sqlite);
-    let (_, b) = ours(RpmBackend::BerkeleyDb);
-    let mut s = s.packages;
-    let mut b = b.packages;
-    s.sort_by(|x, y| x.name.cmp(&y.name));
-    b.sort_by(|x, y| x.name.cmp(&y.name));
-    assert_eq!(s, b);
-    let hello = s.iter().find(|p| p.name == "hello").unwrap();
+    let sorted = |b| {
+        let mut v: Vec<_> = ours(b).1.packages.iter().map(key).collect();
+        v.sort();
+        v
+    };
+    let s = sorted(RpmBackend::Sqlite);
+    for other in [RpmBackend::BerkeleyDb, RpmBackend::Ndb] {
+        let o = sorted(other);
+        assert!(s == o, "{other:?} differs from sqlite");
+    }
+    let find = |n: &str| s.iter().find(|p| p.0 == n).unwrap().clone();
+    let hello = find("hello");
     assert_eq!(
-        (hello.epoch, hello.version.as_str(), hello.release.as_str()),
-        (Some(1), "2.0~rc1", "3")
+        (
+            hello.1,
+            hello.2.as_str(),
+            hello.3.as_str(),
+            hello.4.as_deref()
+        ),
+        (Some(1), "2.0~rc1", "3", Some("x86_64"))
     );
-    assert_eq!(hello.arch.as_deref(), Some("x86_64"));
-    let z = s.iter().find(|p| p.name == "zeroepoch").unwrap();
-    assert_eq!(z.epoch, Some(0));
-    let d = s.iter().find(|p| p.name == "hello-data").unwrap();
-    assert_eq!((d.epoch, d.arch.as_deref()), (None, Some("noarch")));
+    assert_eq!(find("zeroepoch").1, Some(0));
+    let d = find("hello-data");
+    assert_eq!((d.1, d.4.as_deref()), (None, Some("noarch")));
+    assert_eq!(find("many").2, "1.0^git20240101");
 }
