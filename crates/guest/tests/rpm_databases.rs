@@ -242,3 +242,230 @@ fn the_three_databases_hold_the_same_packages() {
     assert_eq!((d.1, d.4.as_deref()), (None, Some("noarch")));
     assert_eq!(find("many").2, "1.0^git20240101");
 }
+
+// Hostile bytes: the real databases, damaged where a reader could loop, over-allocate or read
+// out of bounds. Each must give a typed error (or fewer packages), never a panic or a hang.
+
+use vhdprep_guest::packages::rpm::{bdb::BdbError, ndb::NdbError, sqlite::SqliteError, RpmError};
+
+fn db_bytes(backend: RpmBackend) -> Vec<u8> {
+    std::fs::read(database(backend).join(backend.file_name())).unwrap()
+}
+
+fn be32(b: &[u8], at: usize) -> u32 {
+    u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+fn le32(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+}
+
+/// Truncations and byte flips at deterministic places: no panic, whatever the result.
+fn survives_damage(backend: RpmBackend) {
+    let good = db_bytes(backend);
+    for i in 1..40 {
+        let _ = read_bytes(backend, &good[..good.len() * i / 40]);
+    }
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    for _ in 0..150 {
+        let mut bad = good.clone();
+        for _ in 0..8 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let at = (x % bad.len() as u64) as usize;
+            bad[at] = (x >> 32) as u8;
+        }
+        let _ = read_bytes(backend, &bad);
+    }
+}
+
+#[test]
+fn damaged_databases_never_panic() {
+    for b in [RpmBackend::Sqlite, RpmBackend::BerkeleyDb, RpmBackend::Ndb] {
+        survives_damage(b);
+    }
+}
+
+fn sqlite_err(bytes: &[u8]) -> SqliteError {
+    match read_bytes(RpmBackend::Sqlite, bytes) {
+        Err(RpmError::Sqlite(e)) => e,
+        other => panic!("expected an sqlite error, got {other:?}"),
+    }
+}
+
+#[test]
+fn sqlite_hostile_pages() {
+    let good = db_bytes(RpmBackend::Sqlite);
+    let page = match u16::from_be_bytes([good[16], good[17]]) {
+        1 => 65536,
+        n => usize::from(n),
+    };
+    // The Packages table's root, as SQLite itself reports it.
+    let root: usize = run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3,sys; print(sqlite3.connect(sys.argv[1]).execute(\
+             \"SELECT rootpage FROM sqlite_master WHERE name='Packages'\").fetchone()[0])",
+            database(RpmBackend::Sqlite)
+                .join("rpmdb.sqlite")
+                .to_str()
+                .unwrap(),
+        ]),
+        "python3",
+    )
+    .trim()
+    .parse()
+    .unwrap();
+    let at = (root - 1) * page;
+    assert_eq!(good[at], 0x05, "Packages' root is an interior page");
+    // Its right-most child pointing back at itself: a cycle.
+    let mut bad = good.clone();
+    bad[at + 8..at + 12].copy_from_slice(&(root as u32).to_be_bytes());
+    assert_eq!(sqlite_err(&bad), SqliteError::PageLoop(root as u32));
+    // A child beyond the file.
+    let mut bad = good.clone();
+    bad[at + 8..at + 12].copy_from_slice(&u32::MAX.to_be_bytes());
+    assert!(matches!(
+        sqlite_err(&bad),
+        SqliteError::PageOutOfRange {
+            page: 0xffff_ffff,
+            ..
+        }
+    ));
+    // A cell count that cannot fit the page.
+    let mut bad = good.clone();
+    bad[at + 3..at + 5].copy_from_slice(&0xffffu16.to_be_bytes());
+    assert!(matches!(sqlite_err(&bad), SqliteError::Corrupt { .. }));
+    // An overflow chain of the big header (consecutive pages p -> p+1 -> p+2) made to loop.
+    let pages = good.len() / page;
+    let p = (2..pages - 2)
+        .find(|&p| {
+            be32(&good, (p - 1) * page) as usize == p + 1 && be32(&good, p * page) as usize == p + 2
+        })
+        .expect("an overflow chain");
+    let mut bad = good.clone();
+    bad[p * page..p * page + 4].copy_from_slice(&(p as u32).to_be_bytes());
+    assert_eq!(sqlite_err(&bad), SqliteError::PageLoop(p as u32));
+    // The chain cut short by the end of the file.
+    assert!(matches!(
+        sqlite_err(&good[..(p + 1) * page]),
+        SqliteError::PageOutOfRange { .. } | SqliteError::Corrupt { .. }
+    ));
+    // A bad page size, a UTF-16 database, not SQLite at all.
+    let mut bad = good.clone();
+    bad[16..18].copy_from_slice(&3000u16.to_be_bytes());
+    assert!(matches!(sqlite_err(&bad), SqliteError::Header(_)));
+    let mut bad = good.clone();
+    bad[56..60].copy_from_slice(&2u32.to_be_bytes());
+    assert_eq!(sqlite_err(&bad), SqliteError::Encoding(2));
+    assert_eq!(sqlite_err(&good[1..]), SqliteError::NotSqlite);
+}
+
+fn bdb_err(bytes: &[u8]) -> BdbError {
+    match read_bytes(RpmBackend::BerkeleyDb, bytes) {
+        Err(RpmError::Bdb(e)) => e,
+        other => panic!("expected a Berkeley DB error, got {other:?}"),
+    }
+}
+
+#[test]
+fn berkeley_db_hostile_pages() {
+    let good = db_bytes(RpmBackend::BerkeleyDb);
+    let page = le32(&good, 20) as usize;
+    let pages = good.len() / page;
+    let g = &good;
+    let of_type = |t: u8| (1..pages).filter(move |&p| g[p * page + 25] == t);
+    // An overflow page whose next page is itself.
+    let ov = of_type(7)
+        .find(|&p| le32(&good, p * page + 16) != 0)
+        .expect("an overflow chain of several pages");
+    let mut bad = good.clone();
+    bad[ov * page + 16..ov * page + 20].copy_from_slice(&(ov as u32).to_le_bytes());
+    assert_eq!(bdb_err(&bad), BdbError::PageLoop(ov as u32));
+    // An overflow page claiming more bytes than a page holds.
+    let mut bad = good.clone();
+    bad[ov * page + 22..ov * page + 24].copy_from_slice(&0xffffu16.to_le_bytes());
+    assert!(matches!(bdb_err(&bad), BdbError::Corrupt { .. }));
+    // On the hash page: an item offset beyond the page, an odd entry count, an off-page item
+    // announcing 4 GiB.
+    let h = of_type(13).next().expect("a hash page") * page;
+    let mut bad = good.clone();
+    bad[h + 26..h + 28].copy_from_slice(&0xfff0u16.to_le_bytes());
+    assert!(matches!(bdb_err(&bad), BdbError::Corrupt { .. }));
+    let mut bad = good.clone();
+    bad[h + 20] |= 1;
+    let entries = usize::from(u16::from_le_bytes([good[h + 20], good[h + 21]]));
+    assert!(entries % 2 == 0 && matches!(bdb_err(&bad), BdbError::Corrupt { .. }));
+    let off = (0..entries)
+        .map(|i| {
+            h + usize::from(u16::from_le_bytes([
+                good[h + 26 + 2 * i],
+                good[h + 27 + 2 * i],
+            ]))
+        })
+        .find(|&o| good[o] == 3)
+        .expect("an off-page item");
+    let mut bad = good.clone();
+    bad[off + 8..off + 12].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(bdb_err(&bad), BdbError::Corrupt { .. }));
+    // Its chain starting beyond the file.
+    let mut bad = good.clone();
+    bad[off + 4..off + 8].copy_from_slice(&(pages as u32 + 7).to_le_bytes());
+    assert!(matches!(bdb_err(&bad), BdbError::PageOutOfRange { .. }));
+    // Encrypted, a bad page size, not a hash database.
+    let mut bad = good.clone();
+    bad[24] = 1;
+    assert!(matches!(bdb_err(&bad), BdbError::Meta(_)));
+    let mut bad = good.clone();
+    bad[20..24].copy_from_slice(&1000u32.to_le_bytes());
+    assert!(matches!(bdb_err(&bad), BdbError::Meta(_)));
+    assert_eq!(bdb_err(&good[..100]), BdbError::NotHash);
+}
+
+fn ndb_err(bytes: &[u8]) -> NdbError {
+    match read_bytes(RpmBackend::Ndb, bytes) {
+        Err(RpmError::Ndb(e)) => e,
+        other => panic!("expected an ndb error, got {other:?}"),
+    }
+}
+
+#[test]
+fn ndb_hostile_slots_and_blobs() {
+    let good = db_bytes(RpmBackend::Ndb);
+    // The first used slot (32 bytes in) and the second.
+    assert_eq!(&good[32..36], b"Slot");
+    let used: Vec<usize> = (2..256)
+        .map(|s| s * 16)
+        .filter(|&at| le32(&good, at + 8) != 0)
+        .collect();
+    assert_eq!(used.len(), 5);
+    let (a, b) = (used[0], used[1]);
+    // A block count near 2^32; a blob beyond the file; two slots on the same blob.
+    let mut bad = good.clone();
+    bad[a + 12..a + 16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(ndb_err(&bad), NdbError::Slot { .. }));
+    let mut bad = good.clone();
+    bad[a + 8..a + 12].copy_from_slice(&((good.len() / 16) as u32).to_le_bytes());
+    assert!(matches!(ndb_err(&bad), NdbError::Slot { .. }));
+    let mut bad = good.clone();
+    bad.copy_within(a + 8..a + 16, b + 8);
+    assert!(matches!(ndb_err(&bad), NdbError::Slot { .. }));
+    // A slot page count beyond the file, a slot without its magic.
+    let mut bad = good.clone();
+    bad[12..16].copy_from_slice(&u32::MAX.to_le_bytes());
+    assert!(matches!(ndb_err(&bad), NdbError::SlotPages { .. }));
+    let mut bad = good.clone();
+    bad[48] = b'X';
+    assert!(matches!(ndb_err(&bad), NdbError::Slot { slot: 3, .. }));
+    // One blob's byte changed: its adler32 no longer matches, it alone is skipped.
+    let mut bad = good.clone();
+    let blob = le32(&good, a + 8) as usize * 16;
+    bad[blob + 40] ^= 0xff;
+    let db = read_bytes(RpmBackend::Ndb, &bad).unwrap();
+    assert_eq!((db.packages.len(), db.skipped), (4, 1));
+    assert_eq!(
+        ndb_err(b"RpmQ and more bytes than a header"),
+        NdbError::NotNdb
+    );
+}

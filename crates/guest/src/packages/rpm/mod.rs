@@ -29,6 +29,9 @@ pub const MAX_PACKAGES: usize = 100_000;
 /// Most bytes of one header blob once assembled from pages (rpm's own limit is 256 MiB of
 /// data; real headers are below 2 MiB, kernel-modules and texlive the largest).
 pub const MAX_BLOB_BYTES: usize = 64 << 20;
+/// Most header bytes parsed over the whole database (twice [`MAX_DB_BYTES`]: the readers
+/// hand on each byte of the file at most once or twice, so only a hostile file reaches it).
+pub const MAX_TOTAL_BLOB_BYTES: u64 = 2 * MAX_DB_BYTES;
 /// Most bytes of file paths kept over the whole database (the file lists of a hostile header
 /// can name a long directory many times).
 pub const MAX_TOTAL_PATH_BYTES: usize = 256 << 20;
@@ -107,6 +110,12 @@ pub enum RpmError {
     TooManyPackages {
         /// The limit.
         max: usize,
+    },
+    /// The header blobs together exceed [`MAX_TOTAL_BLOB_BYTES`].
+    #[error("rpm database: header blobs exceed {max} bytes")]
+    TooMuchData {
+        /// The limit.
+        max: u64,
     },
     /// The file lists together exceed [`MAX_TOTAL_PATH_BYTES`].
     #[error("rpm database: file lists exceed {max} bytes of paths")]
@@ -211,6 +220,7 @@ struct Collector {
     packages: Vec<RpmPackage>,
     skipped: usize,
     path_bytes: usize,
+    blob_bytes: u64,
     error: Option<RpmError>,
 }
 
@@ -222,6 +232,13 @@ impl Collector {
         }
         if self.packages.len() + self.skipped >= MAX_PACKAGES {
             self.error = Some(RpmError::TooManyPackages { max: MAX_PACKAGES });
+            return false;
+        }
+        self.blob_bytes += blob.len() as u64;
+        if self.blob_bytes > MAX_TOTAL_BLOB_BYTES {
+            self.error = Some(RpmError::TooMuchData {
+                max: MAX_TOTAL_BLOB_BYTES,
+            });
             return false;
         }
         match header::parse(blob) {
