@@ -257,3 +257,117 @@ impl Collector {
         true
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::memory::MemoryFs;
+    use std::sync::Arc;
+
+    /// A database rpm wrote (fuzz/make-seeds/rpm.sh: four packages).
+    fn seed(backend: RpmBackend) -> Vec<u8> {
+        let dir = match backend {
+            RpmBackend::Sqlite => "rpm_sqlite",
+            RpmBackend::BerkeleyDb => "rpm_bdb",
+            RpmBackend::Ndb => "rpm_ndb",
+        };
+        let path = format!(
+            "{}/../../fuzz/seeds/{dir}/{}",
+            env!("CARGO_MANIFEST_DIR"),
+            backend.file_name()
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    fn tree(fs: MemoryFs) -> GuestTree {
+        GuestTree::new(Arc::new(fs), "test")
+    }
+
+    fn base() -> MemoryFs {
+        MemoryFs::default()
+            .dir("/")
+            .dir("/usr")
+            .dir("/usr/lib")
+            .dir("/var")
+            .dir("/var/lib")
+    }
+
+    #[test]
+    fn no_database_is_none() {
+        assert!(read(&tree(base().dir("/var/lib/rpm"))).unwrap().is_none());
+        assert!(read(&tree(base())).unwrap().is_none());
+    }
+
+    #[test]
+    fn suse_ndb_under_sysimage_with_the_var_link() {
+        let t = tree(
+            base()
+                .dir("/usr/lib/sysimage")
+                .dir("/usr/lib/sysimage/rpm")
+                .file_bytes("/usr/lib/sysimage/rpm/Packages.db", &seed(RpmBackend::Ndb))
+                .link("/var/lib/rpm", "../../usr/lib/sysimage/rpm"),
+        );
+        let db = read(&t).unwrap().unwrap();
+        assert_eq!(db.backend, RpmBackend::Ndb);
+        assert_eq!(db.path, "/usr/lib/sysimage/rpm/Packages.db");
+        assert_eq!(db.packages.len(), 4);
+        assert!(db.notes.is_empty());
+    }
+
+    #[test]
+    fn rhel8_berkeley_db_under_var() {
+        let t = tree(
+            base()
+                .dir("/var/lib/rpm")
+                .file_bytes("/var/lib/rpm/Packages", &seed(RpmBackend::BerkeleyDb))
+                .file("/var/lib/rpm/Name", "index, not read"),
+        );
+        let db = read(&t).unwrap().unwrap();
+        assert_eq!(
+            (db.backend, db.path.as_str(), db.packages.len()),
+            (RpmBackend::BerkeleyDb, "/var/lib/rpm/Packages", 4)
+        );
+    }
+
+    #[test]
+    fn sqlite_is_preferred_and_a_pending_wal_is_noted() {
+        // A leftover Packages beside rpmdb.sqlite (an image converted with rpmdb --rebuilddb):
+        // rpm reads the sqlite one.
+        let t = tree(
+            base()
+                .dir("/var/lib/rpm")
+                .file_bytes("/var/lib/rpm/Packages", &seed(RpmBackend::BerkeleyDb))
+                .file_bytes("/var/lib/rpm/rpmdb.sqlite", &seed(RpmBackend::Sqlite))
+                .file("/var/lib/rpm/rpmdb.sqlite-wal", "not empty")
+                .file("/var/lib/rpm/rpmdb.sqlite-shm", ""),
+        );
+        let db = read(&t).unwrap().unwrap();
+        assert_eq!(
+            (db.backend, db.path.as_str()),
+            (RpmBackend::Sqlite, "/var/lib/rpm/rpmdb.sqlite")
+        );
+        assert_eq!(db.notes.len(), 1, "{:?}", db.notes);
+        assert!(db.notes[0].contains("rpmdb.sqlite-wal"));
+        // An empty WAL (rpm checkpointed and closed) is no news.
+        let t = tree(
+            base()
+                .dir("/var/lib/rpm")
+                .file_bytes("/var/lib/rpm/rpmdb.sqlite", &seed(RpmBackend::Sqlite))
+                .file("/var/lib/rpm/rpmdb.sqlite-wal", ""),
+        );
+        assert!(read(&t).unwrap().unwrap().notes.is_empty());
+    }
+
+    #[test]
+    fn a_damaged_database_is_an_error() {
+        let mut bytes = seed(RpmBackend::Sqlite);
+        bytes.truncate(200);
+        let t = tree(
+            base()
+                .dir("/var/lib/rpm")
+                .file_bytes("/var/lib/rpm/rpmdb.sqlite", &bytes),
+        );
+        let e = read(&t).unwrap_err();
+        assert!(matches!(e, RpmError::Sqlite(_)), "{e}");
+    }
+}
