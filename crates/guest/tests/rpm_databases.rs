@@ -498,3 +498,109 @@ fn fuzz_seeds_are_whole_databases() {
         assert!(vhdprep_guest::packages::rpm::header::parse(&blob).is_ok());
     }
 }
+
+/// The rows SQLite itself (Python's sqlite3) sees in `db` with `wal` beside it, as package
+/// names (each blob parsed by our header parser), in hnum order.
+fn sqlite_sees(dir: &Path, db: &[u8], wal: Option<&[u8]>) -> Vec<String> {
+    let _ = std::fs::remove_dir_all(dir);
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("rpmdb.sqlite"), db).unwrap();
+    if let Some(w) = wal {
+        std::fs::write(dir.join("rpmdb.sqlite-wal"), w).unwrap();
+    }
+    let out = run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3,sys\n\
+             c = sqlite3.connect(sys.argv[1])\n\
+             for (b,) in c.execute('SELECT blob FROM Packages ORDER BY hnum'): print(bytes(b).hex())",
+            dir.join("rpmdb.sqlite").to_str().unwrap(),
+        ]),
+        "python3",
+    );
+    out.lines()
+        .map(|l| {
+            let blob: Vec<u8> = (0..l.len() / 2)
+                .map(|i| u8::from_str_radix(&l[2 * i..2 * i + 2], 16).unwrap())
+                .collect();
+            vhdprep_guest::packages::rpm::header::parse(&blob)
+                .unwrap()
+                .name
+        })
+        .collect()
+}
+
+#[test]
+fn sqlite_write_ahead_log_is_read_as_sqlite_reads_it() {
+    use vhdprep_guest::packages::rpm::read_sqlite;
+    let tmp = tempfile::tempdir().unwrap();
+    let live = tmp.path().join("live");
+    std::fs::create_dir(&live).unwrap();
+    std::fs::copy(
+        database(RpmBackend::Sqlite).join("rpmdb.sqlite"),
+        live.join("rpmdb.sqlite"),
+    )
+    .unwrap();
+    // rpm keeps rpmdb.sqlite in WAL mode. Two transactions (remove hello; add a second copy of
+    // zeroepoch's header), and the files copied while the connection is still open: the image
+    // of a system where rpm had not checkpointed yet.
+    let snap = tmp.path().join("snap");
+    run(
+        Command::new("python3").args([
+            "-c",
+            "import sqlite3,shutil,sys,os\n\
+             live, snap = sys.argv[1], sys.argv[2]\n\
+             c = sqlite3.connect(os.path.join(live, 'rpmdb.sqlite'), isolation_level=None)\n\
+             assert c.execute('PRAGMA journal_mode').fetchone()[0] == 'wal'\n\
+             c.execute('PRAGMA wal_autocheckpoint=0')\n\
+             c.execute(\"DELETE FROM Packages WHERE hnum = (SELECT hnum FROM Name WHERE key='hello')\")\n\
+             b = c.execute(\"SELECT blob FROM Packages WHERE hnum = (SELECT hnum FROM Name WHERE key='zeroepoch')\").fetchone()[0]\n\
+             c.execute('INSERT INTO Packages(blob) VALUES (?)', (b,))\n\
+             os.mkdir(snap)\n\
+             for f in ('rpmdb.sqlite', 'rpmdb.sqlite-wal'): shutil.copy(os.path.join(live, f), snap)\n",
+            live.to_str().unwrap(),
+            snap.to_str().unwrap(),
+        ]),
+        "python3",
+    );
+    let db = std::fs::read(snap.join("rpmdb.sqlite")).unwrap();
+    let wal = std::fs::read(snap.join("rpmdb.sqlite-wal")).unwrap();
+    assert!(!wal.is_empty());
+    let names = |d: &RpmDatabase| {
+        d.packages
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>()
+    };
+    // Without the log: the old content. Through it: what SQLite sees.
+    let old = read_sqlite(&db, None).unwrap();
+    assert!(names(&old).contains(&"hello".to_string()));
+    assert_eq!(names(&old), sqlite_sees(&tmp.path().join("a"), &db, None));
+    let new = read_sqlite(&db, Some(&wal)).unwrap();
+    let seen = sqlite_sees(&tmp.path().join("b"), &db, Some(&wal));
+    assert_eq!(names(&new), seen);
+    assert!(!seen.contains(&"hello".to_string()));
+    assert_eq!(seen.iter().filter(|n| *n == "zeroepoch").count(), 2);
+    assert!(
+        new.notes[0].contains("2 committed transaction(s)"),
+        "{:?}",
+        new.notes
+    );
+    // The log cut inside its last frame: that transaction is gone for both readers.
+    let cut = &wal[..wal.len() - 100];
+    let partial = read_sqlite(&db, Some(cut)).unwrap();
+    assert_eq!(
+        names(&partial),
+        sqlite_sees(&tmp.path().join("c"), &db, Some(cut))
+    );
+    assert_ne!(names(&partial), names(&new));
+    // A log whose salts do not match is ignored, as SQLite ignores it.
+    let mut foreign = wal.clone();
+    foreign[16] ^= 1;
+    let ignored = read_sqlite(&db, Some(&foreign)).unwrap();
+    assert_eq!(
+        names(&ignored),
+        sqlite_sees(&tmp.path().join("d"), &db, Some(&foreign))
+    );
+    assert!(ignored.notes[0].contains("ignored"), "{:?}", ignored.notes);
+}

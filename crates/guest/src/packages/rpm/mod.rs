@@ -4,7 +4,7 @@
 //! - [`header`]: the header blob rpm stores per installed package (name, epoch, version,
 //!   release, arch, install time, file list).
 //! - [`sqlite`]: `rpmdb.sqlite` (RHEL 9, Fedora, Azure Linux, Oracle Linux 9), the SQLite file
-//!   format's table b-tree, read by our own bounded reader.
+//!   format's table b-tree, read by our own bounded reader; [`sqlite_wal`]: its write-ahead log.
 //! - [`bdb`]: Berkeley DB hash `Packages` (RHEL, CentOS and Oracle Linux 7 and 8).
 //! - [`ndb`]: rpm's own `Packages.db` (SUSE).
 //!
@@ -17,6 +17,7 @@ pub mod bdb;
 pub mod header;
 pub mod ndb;
 pub mod sqlite;
+pub mod sqlite_wal;
 
 use crate::tree::{GuestPathError, GuestTree};
 pub use header::{HeaderError, RpmPackage};
@@ -78,8 +79,8 @@ pub struct RpmDatabase {
     pub packages: Vec<RpmPackage>,
     /// Headers that failed to parse (counted, not fatal).
     pub skipped: usize,
-    /// Things a reader of the report should know, e.g. a non-empty SQLite write-ahead log
-    /// beside the database (transactions not yet folded into it).
+    /// Things a reader of the report should know, e.g. that a non-empty SQLite write-ahead log
+    /// beside the database was read through (or ignored, and why).
     pub notes: Vec<String>,
 }
 
@@ -160,20 +161,33 @@ pub fn read(tree: &GuestTree) -> Result<Option<RpmDatabase>, RpmError> {
     let bytes = tree
         .read_file(path.as_bytes(), MAX_DB_BYTES)
         .map_err(guest)?;
-    let mut db = read_bytes(backend, &bytes)?;
-    if backend == RpmBackend::Sqlite {
-        let wal = format!("{path}-wal");
-        if let Ok(m) = tree.metadata(wal.as_bytes()) {
-            if m.size > 0 {
-                db.notes.push(format!(
-                    "{wal} holds {} bytes of write-ahead log not yet checkpointed into the \
-                     database: packages installed or removed since the last checkpoint are \
-                     not seen",
-                    m.size
-                ));
+    let mut db = if backend == RpmBackend::Sqlite {
+        let wal_path = format!("{path}-wal");
+        let wal = match tree.metadata(wal_path.as_bytes()) {
+            Ok(m) if m.size > MAX_DB_BYTES => {
+                return Err(RpmError::TooLarge {
+                    path: wal_path,
+                    size: m.size,
+                    max: MAX_DB_BYTES,
+                })
             }
+            Ok(m) if m.size > 0 => Some(
+                tree.read_file(wal_path.as_bytes(), MAX_DB_BYTES)
+                    .map_err(|source| RpmError::Guest {
+                        path: wal_path.clone(),
+                        source,
+                    })?,
+            ),
+            _ => None,
+        };
+        let mut db = read_sqlite(&bytes, wal.as_deref())?;
+        for n in &mut db.notes {
+            *n = format!("{wal_path}: {n}");
         }
-    }
+        db
+    } else {
+        read_bytes(backend, &bytes)?
+    };
     db.path = path;
     Ok(Some(db))
 }
@@ -202,16 +216,33 @@ pub fn read_bytes(backend: RpmBackend, bytes: &[u8]) -> Result<RpmDatabase, RpmE
         RpmBackend::BerkeleyDb => bdb::for_each_blob(bytes, &mut each)?,
         RpmBackend::Ndb => ndb::for_each_blob(bytes, &mut each)?,
     }
-    if let Some(e) = acc.error {
-        return Err(e);
-    }
-    Ok(RpmDatabase {
-        backend,
-        path: "(bytes)".into(),
-        packages: acc.packages,
-        skipped: acc.skipped,
-        notes: Vec::new(),
-    })
+    acc.finish(backend, Vec::new())
+}
+
+/// Reads an `rpmdb.sqlite` through its write-ahead log when there is one, as SQLite would;
+/// `notes` says what was taken from the log (or why it was ignored).
+pub fn read_sqlite(bytes: &[u8], wal: Option<&[u8]>) -> Result<RpmDatabase, RpmError> {
+    let mut acc = Collector::default();
+    let used = sqlite::for_each_blob_wal(bytes, wal, &mut |blob: &[u8]| acc.add(blob))?;
+    let notes = match used {
+        None => vec![],
+        Some(sqlite::WalUse::Applied {
+            commits,
+            pages,
+            uncommitted,
+        }) => {
+            let mut n = format!(
+                "write-ahead log not yet checkpointed: {commits} committed transaction(s), \
+                 {pages} page(s), read through it as SQLite would"
+            );
+            if uncommitted > 0 {
+                n += &format!("; {uncommitted} frame(s) of an unfinished transaction left out");
+            }
+            vec![n]
+        }
+        Some(sqlite::WalUse::Ignored(e)) => vec![format!("write-ahead log ignored: {e}")],
+    };
+    acc.finish(RpmBackend::Sqlite, notes)
 }
 
 /// What the backends' blob walks feed: parses each header, counts and caps.
@@ -225,6 +256,19 @@ struct Collector {
 }
 
 impl Collector {
+    fn finish(self, backend: RpmBackend, notes: Vec<String>) -> Result<RpmDatabase, RpmError> {
+        if let Some(e) = self.error {
+            return Err(e);
+        }
+        Ok(RpmDatabase {
+            backend,
+            path: "(bytes)".into(),
+            packages: self.packages,
+            skipped: self.skipped,
+            notes,
+        })
+    }
+
     /// Takes one header blob; returns false to stop the walk (a limit was hit).
     fn add(&mut self, blob: &[u8]) -> bool {
         if self.error.is_some() {

@@ -13,8 +13,10 @@
 //! Every page number is checked against the file, every page is visited at most once per walk
 //! (cycles and shared subtrees end the walk with an error), cell offsets stay inside their
 //! page, and a payload is assembled only up to [`super::MAX_BLOB_BYTES`]. A write-ahead log
-//! beside the file is not applied ([`super::read`] notes a non-empty one).
+//! beside the file ([`super::sqlite_wal`]) is read through when given: its committed pages
+//! replace the file's.
 
+use super::sqlite_wal::{self, Wal, WalError};
 use super::MAX_BLOB_BYTES;
 use std::borrow::Cow;
 
@@ -76,7 +78,12 @@ struct Db<'a> {
     bytes: &'a [u8],
     page_size: usize,
     usable: usize,
+    /// Pages of the database: the file's, or the size the log's last commit gives.
     pages: u32,
+    /// Pages of the file itself.
+    file_pages: u32,
+    /// Committed pages of the write-ahead log, read instead of the file's.
+    wal: Wal<'a>,
 }
 
 fn corrupt(page: u32, what: impl Into<String>) -> SqliteError {
@@ -140,6 +147,8 @@ impl<'a> Db<'a> {
             page_size,
             usable,
             pages,
+            file_pages: pages,
+            wal: Wal::default(),
         })
     }
 
@@ -150,6 +159,16 @@ impl<'a> Db<'a> {
                 page: n,
                 from,
                 pages: self.pages,
+            });
+        }
+        if let Some(p) = self.wal.pages.get(&(n as u32)) {
+            return Ok(&p[..self.usable]);
+        }
+        if n > u64::from(self.file_pages) {
+            return Err(SqliteError::PageOutOfRange {
+                page: n,
+                from,
+                pages: self.file_pages,
             });
         }
         let start = (n as usize - 1) * self.page_size;
@@ -341,7 +360,48 @@ fn packages_root(db: &Db<'_>) -> Result<u32, SqliteError> {
 /// Calls `f` with the `blob` of each row of table `Packages`, in `hnum` order; `f` returns
 /// false to stop.
 pub fn for_each_blob(bytes: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(), SqliteError> {
-    let db = Db::open(bytes)?;
+    for_each_blob_wal(bytes, None, f).map(|_| ())
+}
+
+/// What became of a write-ahead log given to [`for_each_blob_wal`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WalUse {
+    /// Its committed transactions were read: `commits` commit frames, `pages` distinct pages;
+    /// `uncommitted` frames of an unfinished transaction were left out.
+    Applied {
+        /// Commit frames.
+        commits: usize,
+        /// Distinct pages taken from the log.
+        pages: usize,
+        /// Frames after the last commit.
+        uncommitted: usize,
+    },
+    /// The log is not valid for this database (SQLite ignores it too).
+    Ignored(WalError),
+}
+
+/// [`for_each_blob`] reading the database through its write-ahead log `wal`, as SQLite does.
+pub fn for_each_blob_wal(
+    bytes: &[u8],
+    wal: Option<&[u8]>,
+    f: &mut dyn FnMut(&[u8]) -> bool,
+) -> Result<Option<WalUse>, SqliteError> {
+    let mut db = Db::open(bytes)?;
+    let used = wal.map(|w| match sqlite_wal::parse(w, db.page_size) {
+        Ok(w) => {
+            let used = WalUse::Applied {
+                commits: w.commits,
+                pages: w.pages.len(),
+                uncommitted: w.uncommitted,
+            };
+            if w.commits > 0 {
+                db.pages = w.db_pages;
+                db.wal = w;
+            }
+            used
+        }
+        Err(e) => WalUse::Ignored(e),
+    });
     let root = packages_root(&db)?;
     db.walk_table(root, &mut |page, payload| {
         let cols = record(&payload, page)?;
@@ -350,7 +410,8 @@ pub fn for_each_blob(bytes: &[u8], f: &mut dyn FnMut(&[u8]) -> bool) -> Result<(
             Some(&(t, v)) if t >= 12 && t % 2 == 0 => Ok(f(v)),
             _ => Err(corrupt(page, "Packages row without a blob")),
         }
-    })
+    })?;
+    Ok(used)
 }
 
 #[cfg(test)]
