@@ -493,6 +493,11 @@ fn fuzz_seeds_are_whole_databases() {
             assert_eq!(db.skipped, 0);
         }
     }
+    let s = std::fs::read(seeds.join("rpm_sqlite_wal/db-and-wal")).unwrap();
+    let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+    let db = vhdprep_guest::packages::rpm::read_sqlite(&s[4..4 + n], Some(&s[4 + n..])).unwrap();
+    assert_eq!((db.packages.len(), db.skipped), (4, 0));
+    assert!(db.notes[0].contains("2 committed"), "{:?}", db.notes);
     for f in std::fs::read_dir(seeds.join("rpm_header")).unwrap() {
         let blob = std::fs::read(f.unwrap().path()).unwrap();
         assert!(vhdprep_guest::packages::rpm::header::parse(&blob).is_ok());
