@@ -13,7 +13,8 @@ use vhdprep_guest::facts::{
     system::{system_facts, SystemFacts},
 };
 use vhdprep_guest::inspect::{architecture, os, OsReport};
-use vhdprep_guest::{assemble, discover, Discovery, Guest};
+use vhdprep_guest::packages::Packages;
+use vhdprep_guest::{assemble, discover, Discovery, Family, Guest};
 use vhdprep_partition::PartitionError;
 
 /// Why an image cannot be checked at all (exit status 2).
@@ -62,6 +63,10 @@ pub struct Context<'a> {
     pub guest: Option<Guest>,
     /// os-release of the guest.
     pub os: Option<OsReport>,
+    /// The distribution family os-release names ([`Family::Unknown`] without a guest).
+    pub family: Family,
+    /// The installed packages (dpkg and rpm databases), read once; empty without a guest.
+    pub packages: Packages,
     /// Architecture from ELF headers, and the binary it came from.
     pub architecture: Option<(Architecture, String)>,
     /// BIOS and UEFI boot chain.
@@ -98,6 +103,8 @@ impl<'a> Context<'a> {
             table_error: None,
             guest: None,
             os: None,
+            family: Family::Unknown,
+            packages: Packages::default(),
             architecture: None,
             boot: None,
             kernel: None,
@@ -158,13 +165,15 @@ impl<'a> Context<'a> {
             }
             if let Some(g) = &ctx.guest {
                 ctx.os = os(g);
+                ctx.family = ctx.os.as_ref().map_or(Family::Unknown, family_of);
+                ctx.packages = Packages::gather(&g.tree, ctx.family);
                 ctx.architecture = architecture(g);
                 let cmdline: Vec<String> = command_lines(&g.tree)
                     .effective
                     .map(|c| c.args)
                     .unwrap_or_default();
-                ctx.agents = Some(agent_facts(&g.tree, &cmdline));
-                ctx.system = Some(system_facts(&g.tree, &g.fstab));
+                ctx.agents = Some(agent_facts(&g.tree, &cmdline, &ctx.packages));
+                ctx.system = Some(system_facts(&g.tree, &g.fstab, &ctx.packages));
             }
             if let Some(handle) = kernel {
                 ctx.kernel = Some(
@@ -210,8 +219,23 @@ impl<'a> Context<'a> {
             .collect()
     }
 
+    /// The installed packages, when a guest was examined and a package database read.
+    pub fn package_db(&self) -> Option<&Packages> {
+        self.packages.read_any().then_some(&self.packages)
+    }
+
     /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).
     pub fn os_is(&self, family: &str) -> bool {
         self.os_ids().iter().any(|i| i == family)
     }
+}
+
+/// The family os-release's `ID`, then `ID_LIKE`, names.
+fn family_of(os: &OsReport) -> Family {
+    os.id
+        .iter()
+        .chain(os.id_like.iter())
+        .map(|id| Family::of_id(id))
+        .find(|f| *f != Family::Unknown)
+        .unwrap_or(Family::Unknown)
 }

@@ -26,7 +26,7 @@ impl Rng {
     fn below(&mut self, n: usize) -> usize {
         (self.next() % n as u64) as usize
     }
-    fn pick<'a>(&mut self, s: &'a [u8]) -> u8 {
+    fn pick(&mut self, s: &[u8]) -> u8 {
         s[self.below(s.len())]
     }
 }
