@@ -165,7 +165,7 @@ impl<'a> Context<'a> {
             }
             if let Some(g) = &ctx.guest {
                 ctx.os = os(g);
-                ctx.family = ctx.os.as_ref().map_or(Family::Unknown, family_of);
+                ctx.family = ctx.os.as_ref().map_or(Family::Unknown, OsReport::family);
                 ctx.packages = Packages::gather(&g.tree, ctx.family);
                 ctx.architecture = architecture(g);
                 let cmdline: Vec<String> = command_lines(&g.tree)
@@ -219,23 +219,8 @@ impl<'a> Context<'a> {
             .collect()
     }
 
-    /// The installed packages, when a guest was examined and a package database read.
-    pub fn package_db(&self) -> Option<&Packages> {
-        self.packages.read_any().then_some(&self.packages)
-    }
-
     /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).
     pub fn os_is(&self, family: &str) -> bool {
         self.os_ids().iter().any(|i| i == family)
     }
-}
-
-/// The family os-release's `ID`, then `ID_LIKE`, names.
-fn family_of(os: &OsReport) -> Family {
-    os.id
-        .iter()
-        .chain(os.id_like.iter())
-        .map(|id| Family::of_id(id))
-        .find(|f| *f != Family::Unknown)
-        .unwrap_or(Family::Unknown)
 }

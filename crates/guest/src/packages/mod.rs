@@ -302,18 +302,17 @@ impl Packages {
     /// The installed package `name`: from the first database that has it, the newest when it
     /// holds several.
     pub fn get(&self, name: &str) -> Option<&Package> {
-        let mut all = self.named(name);
-        let first = all.next()?;
-        Some(
-            all.take_while(|p| p.source == first.source)
-                .fold(first, |best, p| {
-                    if p.compare_version(&best.version) == Ordering::Greater {
-                        p
-                    } else {
-                        best
-                    }
-                }),
-        )
+        self.first_of(&[name])
+    }
+
+    /// The newest package `name` in the database `source`.
+    fn get_in(&self, name: &str, source: Source) -> Option<&Package> {
+        self.named(name)
+            .filter(|p| p.source == source)
+            .fold(None, |best: Option<&Package>, p| match best {
+                Some(b) if p.compare_version(&b.version) != Ordering::Greater => Some(b),
+                _ => Some(p),
+            })
     }
 
     /// The version of the installed package `name`, as the family writes it.
@@ -322,9 +321,12 @@ impl Packages {
     }
 
     /// The first of `names` that is installed (names differ across families: `waagent`,
-    /// `walinuxagent`, `WALinuxAgent`, `python3-azure-agent`).
+    /// `walinuxagent`, `WALinuxAgent`, `python3-azure-agent`), looked up database by
+    /// database, the family's own first.
     pub fn first_of(&self, names: &[&str]) -> Option<&Package> {
-        names.iter().find_map(|n| self.get(n))
+        self.databases
+            .iter()
+            .find_map(|db| names.iter().find_map(|n| self.get_in(n, db.source)))
     }
 
     /// The package whose file list holds `guest_path` (tried as given, then under the other

@@ -140,6 +140,17 @@ fn the_familys_own_database_answers_first() {
     let rh = Packages::from_databases(status(), Some(Ok(rhel_db())), Family::RedHat);
     assert_eq!(rh.get("openssh-server").unwrap().source, Source::RpmSqlite);
     assert_eq!(rh.named("openssh-server").count(), 2);
+    // Names of either family: the family's database still answers first.
+    let libc = |p: &Packages| p.first_of(&["libc6", "glibc"]).unwrap().name.clone();
+    let with_libc6 = || {
+        Some(Ok(dpkg::parse_status(
+            "Package: libc6\nStatus: install ok installed\nVersion: 2.36-9\n",
+        )))
+    };
+    let rh = Packages::from_databases(with_libc6(), Some(Ok(rhel_db())), Family::RedHat);
+    assert_eq!(libc(&rh), "glibc");
+    let deb = Packages::from_databases(with_libc6(), Some(Ok(rhel_db())), Family::Debian);
+    assert_eq!(libc(&deb), "libc6");
     let deb = Packages::from_databases(status(), Some(Ok(rhel_db())), Family::Debian);
     assert_eq!(deb.get("openssh-server").unwrap().source, Source::Dpkg);
     assert_eq!(deb.databases()[0].source, Source::Dpkg);
