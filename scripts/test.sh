@@ -24,7 +24,7 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
-        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils dpkg:dpkg rpm:rpm)
+        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -38,6 +38,8 @@ done
 compgen -G '/usr/lib/*/libfuse.so.2' >/dev/null || missing+=(libfuse2)
 # The qcow2 tests read images with libqcow's Python binding, as Debian's python3 has it.
 /usr/bin/python3 -c 'import pyqcow' 2>/dev/null || missing+=(python3-libqcow)
+# The rpm database tests write Berkeley DB files with libdb's Python binding (Debian's python3).
+/usr/bin/python3 -c 'import bsddb3' 2>/dev/null || missing+=(python3-bsddb3)
 # pyvhdi (libvhdi's Python binding) reads differencing VHDX chains in the VHDX tests.
 compgen -G '/usr/lib/python3/dist-packages/pyvhdi*.so' >/dev/null || missing+=(python3-libvhdi)
 if [ ${#missing[@]} -gt 0 ]; then

@@ -13,6 +13,7 @@
 pub mod binary;
 pub mod container;
 pub mod filesystem;
+pub mod packages;
 pub mod text;
 pub mod vdi_and_chains;
 
@@ -35,6 +36,7 @@ pub fn all() -> Vec<Target> {
         text::TARGETS,
         binary::TARGETS,
         vdi_and_chains::TARGETS,
+        packages::TARGETS,
     ]
     .concat()
 }

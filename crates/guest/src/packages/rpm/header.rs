@@ -45,6 +45,20 @@ pub mod tag {
     pub const DIRNAMES: u32 = 1118;
 }
 
+/// The tags this reader looks at.
+const WANTED: [u32; 10] = [
+    tag::NAME,
+    tag::VERSION,
+    tag::RELEASE,
+    tag::EPOCH,
+    tag::INSTALLTIME,
+    tag::ARCH,
+    tag::OLDFILENAMES,
+    tag::DIRINDEXES,
+    tag::BASENAMES,
+    tag::DIRNAMES,
+];
+
 /// Data types of index entries.
 mod kind {
     pub const INT32: u32 = 4;
@@ -158,17 +172,21 @@ impl<'a> Header<'a> {
         }
         let data_start = 8 + il as usize * 16;
         let data = &blob[data_start..data_start + dl as usize];
-        let entries = (0..il as usize)
-            .map(|i| {
-                let at = 8 + i * 16;
-                Entry {
-                    tag: be32(blob, at),
+        // Only the first entry of each tag read is kept: one pass, and lookups over at most
+        // `WANTED.len()` entries whatever `il` is.
+        let mut entries: Vec<Entry> = Vec::with_capacity(WANTED.len());
+        for i in 0..il as usize {
+            let at = 8 + i * 16;
+            let tag = be32(blob, at);
+            if WANTED.contains(&tag) && !entries.iter().any(|e| e.tag == tag) {
+                entries.push(Entry {
+                    tag,
                     kind: be32(blob, at + 4),
                     offset: be32(blob, at + 8),
                     count: be32(blob, at + 12),
-                }
-            })
-            .collect();
+                });
+            }
+        }
         Ok(Header { entries, data })
     }
 
