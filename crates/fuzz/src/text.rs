@@ -265,16 +265,18 @@ pub fn network_config(data: &[u8]) {
 }
 
 /// Where the `system_config` target puts its files.
-const SYSTEM_PATHS: [&str; 6] = [
+const SYSTEM_PATHS: [&str; 7] = [
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d/50-cloud-init.conf",
     "/etc/passwd",
     "/etc/shadow",
     "/etc/sudoers.d/90-cloud-init-users",
     "/var/lib/dpkg/status",
+    "/var/lib/dpkg/info/openssh-server.list",
 ];
 
-/// sshd_config with an Include'd drop-in, passwd, shadow, sudoers, dpkg status.
+/// sshd_config with an Include'd drop-in, passwd, shadow, sudoers, dpkg status and
+/// openssh-server's file list (read by the package interface's `owner_of`).
 pub fn system_config(data: &[u8]) {
     let files = files(&SYSTEM_PATHS, data);
     let g = guest(&files, &["/home/azureuser/.ssh"]);
@@ -428,7 +430,12 @@ mod tests {
             pkgs.packages.iter().any(|p| p.name == "python3"),
             "{pkgs:?}"
         );
-        let agent = waagent::waagent_facts(&g, &Packages::gather(&g, Family::Debian))
+        let packages = Packages::gather(&g, Family::Debian);
+        assert_eq!(
+            packages.owner_of("/usr/sbin/sshd").map(|p| p.name.as_str()),
+            Some("openssh-server")
+        );
+        let agent = waagent::waagent_facts(&g, &packages)
             .version
             .expect("dpkg version of waagent");
         assert_eq!(agent.version, "2.7.3.0-4.1");
