@@ -21,7 +21,16 @@ use vhdprep_guest::packages::Source;
 use vhdprep_guest::Family;
 
 /// name, epoch, version, release, arch, a file it installs.
-const RPMS: [(&str, &str, &str, &str, &str, &str); 7] = [
+type Rpm = (
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+    &'static str,
+);
+
+const RPMS: [Rpm; 7] = [
     (
         "glibc",
         "",
@@ -82,10 +91,10 @@ const RPMS: [(&str, &str, &str, &str, &str, &str); 7] = [
 
 const RHEL_OS_RELEASE: &str = "NAME=\"Red Hat Enterprise Linux\"\nVERSION=\"9.4 (Plow)\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\nPRETTY_NAME=\"Red Hat Enterprise Linux 9.4 (Plow)\"\n";
 
-/// Builds the packages of [`RPMS`] with rpmbuild into `out`.
-fn build_rpms(out: &Path) {
+/// Builds `rpms` with rpmbuild into `out`.
+fn build_rpms(out: &Path, rpms: &[Rpm]) {
     let top = tempfile::tempdir().unwrap();
-    for (name, epoch, version, release, arch, file) in RPMS {
+    for &(name, epoch, version, release, arch, file) in rpms {
         let dir = Path::new(file).parent().unwrap().display().to_string();
         let epoch = if epoch.is_empty() {
             String::new()
@@ -122,23 +131,29 @@ fn build_rpms(out: &Path) {
     }
 }
 
-/// An rpm sqlite database of [`RPMS`], written by rpm.
-fn rpmdb() -> (tempfile::TempDir, Vec<u8>) {
+/// An rpm database (`sqlite`: `rpmdb.sqlite`, `bdb`: `Packages`) of `rpms`, written by
+/// fixtures/rpm/make-rpmdb.sh (rpm itself; Berkeley DB from rpm's header blobs).
+fn rpmdb(backend: &str, rpms: &[Rpm]) -> (tempfile::TempDir, Vec<u8>) {
     let dir = tempfile::tempdir().unwrap();
-    let rpms = dir.path().join("rpms");
-    build_rpms(&rpms);
+    let built = dir.path().join("rpms");
+    build_rpms(&built, rpms);
     let db = dir.path().join("db");
     let script = concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../fixtures/rpm/make-rpmdb.sh"
     );
     let mut cmd = Command::new("bash");
-    cmd.arg(script).arg("sqlite").arg(&db);
-    for (name, ..) in RPMS {
-        cmd.arg(rpms.join(format!("{name}.rpm")));
+    cmd.arg(script).arg(backend).arg(&db);
+    for (name, ..) in rpms {
+        cmd.arg(built.join(format!("{name}.rpm")));
     }
-    run(&mut cmd, "rpm");
-    let bytes = std::fs::read(db.join("rpmdb.sqlite")).unwrap();
+    run(&mut cmd, "rpm and python3-bsddb3");
+    let file = if backend == "bdb" {
+        "Packages"
+    } else {
+        "rpmdb.sqlite"
+    };
+    let bytes = std::fs::read(db.join(file)).unwrap();
     (dir, bytes)
 }
 
@@ -159,7 +174,7 @@ fn evidence<'a>(r: &'a Report, id: &str, severity: Severity) -> Vec<&'a str> {
 
 #[test]
 fn rules_judge_from_an_rpm_database() {
-    let (db_dir, db) = rpmdb();
+    let (db_dir, db) = rpmdb("sqlite", &RPMS);
     let mut v = Variant::of("gen2-gpt-ext4");
     const PY: &str = "/usr/lib/python3/dist-packages";
     v.write("/etc/os-release", RHEL_OS_RELEASE)
@@ -284,4 +299,69 @@ fn rules_judge_from_an_rpm_database() {
         );
         assert_eq!(qf.trim(), name);
     }
+}
+
+const SLES12_OS_RELEASE: &str = "NAME=\"SLES\"\nVERSION=\"12-SP4\"\nVERSION_ID=\"12.4\"\nPRETTY_NAME=\"SUSE Linux Enterprise Server 12 SP4\"\nID=\"sles\"\nANSI_COLOR=\"0;32\"\nCPE_NAME=\"cpe:/o:suse:sles:12:sp4\"\n";
+
+/// CERT-012 on SUSE: the kernel release `4.12.14-95.19-default` hides the last number of its
+/// package's release, `kernel-default-4.12.14-95.19.1`, which is the fixed build the
+/// Marketplace table lists. Judged by the package (in the Berkeley DB `Packages` SLES 12
+/// keeps), the kernel passes; the same image without the database is judged by the release
+/// alone and flagged.
+#[test]
+fn suse_kernel_judged_by_its_rpm_package() {
+    const KV: &str = "4.12.14-95.19-default";
+    let (_dir, db) = rpmdb(
+        "bdb",
+        &[(
+            "kernel-default",
+            "",
+            "4.12.14",
+            "95.19.1",
+            "x86_64",
+            "/boot/vmlinuz-4.12.14-95.19-default",
+        )],
+    );
+    let mut v = Variant::of("gen2-gpt-ext4");
+    let kernel = v.kernel();
+    v.edit("/boot/grub/grub.cfg", |t| t.replace(&kernel, KV))
+        .write(&format!("/boot/vmlinuz-{KV}"), "not a kernel")
+        .mkdir(&format!("/usr/lib/modules/{KV}"))
+        .write("/etc/os-release", SLES12_OS_RELEASE)
+        .remove("/var/lib/dpkg/status")
+        .write("/var/lib/rpm/Packages", &db);
+    let policy = Policy {
+        marketplace: true,
+        ..Policy::default()
+    };
+    let image = DiskImage::open(&v.path).unwrap();
+    let ctx = vhdprep_check::Context::gather(&image, &[], &policy).unwrap();
+    assert_eq!(ctx.family, Family::Suse);
+    assert_eq!(ctx.packages.databases()[0].source, Source::RpmBdb);
+    assert_eq!(
+        ctx.packages.version_of("kernel-default"),
+        Some("4.12.14-95.19.1")
+    );
+    let r = Report::build(&ctx);
+    assert!(
+        r.rules
+            .iter()
+            .any(|x| x.id == "CERT-012" && x.status == vhdprep_check::report::RuleStatus::Pass),
+        "CERT-012 evaluated and passed"
+    );
+    assert_quiet(&r, "CERT-012");
+    drop(ctx);
+    drop(image);
+    v.remove("/var/lib/rpm/Packages");
+    let r = check_path(&v.path, &policy);
+    let f = assert_fires(&r, "CERT-012", Severity::Warning);
+    assert!(
+        f[0].message
+            .contains("4.12.14-95.19.1 (Marketplace SACK table)"),
+        "{f:?}"
+    );
+    assert_eq!(
+        f[0].evidence.as_deref(),
+        Some(&*format!("/lib/modules/{KV}"))
+    );
 }
