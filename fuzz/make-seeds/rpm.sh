@@ -5,6 +5,8 @@
 # - rpm_sqlite: rpmdb.sqlite (Debian's rpm 4.18);
 # - rpm_bdb: Packages (rpm's blobs in a libdb5.3 hash file), and the same with a 512-byte
 #   page size, so that every header goes to overflow pages;
+# - rpm_sqlite_wal: that database with a write-ahead log SQLite left (two transactions, files
+#   copied before the checkpoint), as u32 LE database length + database + log;
 # - rpm_ndb: Packages.db (rpm 4.18 built with ndb, fixtures/rpm/build-rpm-ndb.sh);
 # - rpm_header: each package's header blob as the sqlite database stores it.
 # Usage: fuzz/make-seeds/rpm.sh (needs rpm, rpmbuild, python3-bsddb3)
@@ -17,6 +19,21 @@ seeds() { mkdir -p "$here/seeds/$1"; rm -f "$here/seeds/$1"/*; echo "$here/seeds
 rm "$tmp"/rpms/many-*.rpm
 for b in sqlite bdb ndb; do "$fx/make-rpmdb.sh" $b "$tmp/$b" "$tmp"/rpms/*.rpm 2>/dev/null; done
 cp "$tmp/sqlite/rpmdb.sqlite" "$(seeds rpm_sqlite)/"
+d=$(seeds rpm_sqlite_wal)
+mkdir "$tmp/live"
+cp "$tmp/sqlite/rpmdb.sqlite" "$tmp/live/"
+python3 - "$tmp/live/rpmdb.sqlite" "$d/db-and-wal" <<'PY'
+import sqlite3, struct, sys
+c = sqlite3.connect(sys.argv[1], isolation_level=None)
+c.execute("PRAGMA wal_autocheckpoint=0")
+c.execute("DELETE FROM Packages WHERE hnum = (SELECT min(hnum) FROM Packages)")
+b = c.execute("SELECT blob FROM Packages ORDER BY hnum LIMIT 1").fetchone()[0]
+c.execute("INSERT INTO Packages(blob) VALUES (?)", (b,))
+db = open(sys.argv[1], "rb").read()
+wal = open(sys.argv[1] + "-wal", "rb").read()
+assert wal
+open(sys.argv[2], "wb").write(struct.pack("<I", len(db)) + db + wal)
+PY
 d=$(seeds rpm_bdb)
 cp "$tmp/bdb/Packages" "$d/Packages"
 /usr/bin/python3 - "$tmp/sqlite/rpmdb.sqlite" "$d/Packages-512" <<'PY'

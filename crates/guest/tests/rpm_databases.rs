@@ -493,6 +493,11 @@ fn fuzz_seeds_are_whole_databases() {
             assert_eq!(db.skipped, 0);
         }
     }
+    let s = std::fs::read(seeds.join("rpm_sqlite_wal/db-and-wal")).unwrap();
+    let n = u32::from_le_bytes(s[..4].try_into().unwrap()) as usize;
+    let db = vhdprep_guest::packages::rpm::read_sqlite(&s[4..4 + n], Some(&s[4 + n..])).unwrap();
+    assert_eq!((db.packages.len(), db.skipped), (4, 0));
+    assert!(db.notes[0].contains("2 committed"), "{:?}", db.notes);
     for f in std::fs::read_dir(seeds.join("rpm_header")).unwrap() {
         let blob = std::fs::read(f.unwrap().path()).unwrap();
         assert!(vhdprep_guest::packages::rpm::header::parse(&blob).is_ok());
@@ -603,4 +608,48 @@ fn sqlite_write_ahead_log_is_read_as_sqlite_reads_it() {
         sqlite_sees(&tmp.path().join("d"), &db, Some(&foreign))
     );
     assert!(ignored.notes[0].contains("ignored"), "{:?}", ignored.notes);
+}
+
+/// A Berkeley DB written big-endian (as on s390x or POWER BE; libdb's `set_lorder(4321)`) holds
+/// the same packages: every page field is read in the database's byte order.
+#[test]
+fn berkeley_db_big_endian() {
+    let tmp = tempfile::tempdir().unwrap();
+    let be = tmp.path().join("Packages");
+    run(
+        Command::new("/usr/bin/python3").args([
+            "-c",
+            "import sqlite3,struct,sys\n\
+             from bsddb3 import db\n\
+             d = db.DB(); d.set_lorder(4321)\n\
+             d.open(sys.argv[2], dbtype=db.DB_HASH, flags=db.DB_CREATE)\n\
+             d.put(struct.pack('>I', 0), struct.pack('>I', 9))\n\
+             for h, b in sqlite3.connect(sys.argv[1]).execute('SELECT hnum, blob FROM Packages'):\n\
+             \x20   d.put(struct.pack('>I', h), bytes(b))\n\
+             d.close()\n",
+            database(RpmBackend::Sqlite)
+                .join("rpmdb.sqlite")
+                .to_str()
+                .unwrap(),
+            be.to_str().unwrap(),
+        ]),
+        "python3-bsddb3",
+    );
+    let bytes = std::fs::read(&be).unwrap();
+    assert_eq!(&bytes[12..16], &[0, 6, 0x15, 0x61], "written big-endian");
+    let mut got: Vec<_> = read_bytes(RpmBackend::BerkeleyDb, &bytes)
+        .unwrap()
+        .packages
+        .iter()
+        .map(key)
+        .collect();
+    let mut want: Vec<_> = ours(RpmBackend::Sqlite)
+        .1
+        .packages
+        .iter()
+        .map(key)
+        .collect();
+    got.sort();
+    want.sort();
+    assert!(got == want, "big-endian Berkeley DB differs");
 }

@@ -23,15 +23,16 @@ use crate::tree::{GuestPathError, GuestTree};
 pub use header::{HeaderError, RpmPackage};
 
 /// Largest database file read (bytes); a bigger one is refused with [`RpmError::TooLarge`].
-/// A RHEL 9 server with 1500 packages has a 30–80 MiB `rpmdb.sqlite`.
+/// Far above the tens of MiB of a server's database; bounds the memory a hostile one takes.
 pub const MAX_DB_BYTES: u64 = 512 << 20;
 /// Most package headers read from one database.
 pub const MAX_PACKAGES: usize = 100_000;
 /// Most bytes of one header blob once assembled from pages (rpm's own limit is 256 MiB of
 /// data; real headers are below 2 MiB, kernel-modules and texlive the largest).
 pub const MAX_BLOB_BYTES: usize = 64 << 20;
-/// Most header bytes parsed over the whole database (twice [`MAX_DB_BYTES`]: the readers
-/// hand on each byte of the file at most once or twice, so only a hostile file reaches it).
+/// Most header bytes parsed over the whole database (twice [`MAX_DB_BYTES`]): a database rpm
+/// wrote hands on each byte once; a hostile SQLite file whose cells share their bytes could
+/// otherwise have the same bytes parsed 100 000 times.
 pub const MAX_TOTAL_BLOB_BYTES: u64 = 2 * MAX_DB_BYTES;
 /// Most bytes of file paths kept over the whole database (the file lists of a hostile header
 /// can name a long directory many times).

@@ -395,7 +395,10 @@ pub fn for_each_blob_wal(
                 uncommitted: w.uncommitted,
             };
             if w.commits > 0 {
-                db.pages = w.db_pages;
+                // Every page of the database is in the file or in the log: a larger size (a
+                // hostile log) would only name pages that are nowhere.
+                let present = u64::from(db.file_pages) + w.pages.len() as u64;
+                db.pages = u32::try_from(u64::from(w.db_pages).min(present)).unwrap_or(u32::MAX);
                 db.wal = w;
             }
             used

@@ -183,6 +183,20 @@ mod tests {
     }
 
     #[test]
+    fn a_log_naming_page_four_billion_allocates_nothing() {
+        // The commit says the database has 2^32-1 pages; the walk must not size anything by it.
+        let w = wal(&[(0xffff_fff0, u32::MAX, 0x0d)]);
+        let p = parse(&w, 512).unwrap();
+        assert_eq!(p.db_pages, u32::MAX);
+        let mut db = vec![0u8; 1024];
+        db[..16].copy_from_slice(super::super::sqlite::MAGIC);
+        db[16..18].copy_from_slice(&512u16.to_be_bytes());
+        db[100] = 0x0d;
+        let r = super::super::sqlite::for_each_blob_wal(&db, Some(&w), &mut |_| true);
+        assert_eq!(r, Err(super::super::sqlite::SqliteError::NoPackagesTable));
+    }
+
+    #[test]
     fn bad_headers() {
         let mut w = wal(&[]);
         assert_eq!(
