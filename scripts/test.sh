@@ -24,7 +24,7 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
-        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm)
+        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -344,3 +344,81 @@ fn dynamic_and_fixed_vhds_of_a_layout_read_the_same_guest() {
         std::fs::remove_file(&vhd).unwrap();
     }
 }
+
+/// `inspect --packages --json` lists every installed package of every layout with the version
+/// its manifest recorded (fixtures/lib/fixtures.py read the image's dpkg status file at build
+/// time: `installed`, name → version, `name:arch` for a second architecture), and names the
+/// database it read; the text listing has one line per package. The arm64 image is made by
+/// `mmdebstrap --variant=extract`: its status file is empty (its manifest lists the extracted
+/// packages instead), and so is our list.
+#[test]
+fn inspect_packages_equal_the_manifest() {
+    for name in LAYOUTS {
+        let (img, mut m) = fixture(name);
+        if name == "arm64-gpt-ext4" {
+            let extracted = m["installed"].as_object().map_or(0, |o| o.len());
+            assert!(extracted > 150, "{name}: {extracted}");
+            m["installed"] = serde_json::json!({});
+        }
+        let out = run(&["inspect", "--packages", "--json", img.to_str().unwrap()]);
+        assert!(
+            out.status.success(),
+            "{name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+        let mut ours = serde_json::Map::new();
+        for p in v["packages"].as_array().expect("packages") {
+            assert_eq!(p["source"], "dpkg", "{name}: {p}");
+            let n = p["name"].as_str().unwrap();
+            let key = if ours.contains_key(n) {
+                format!("{n}:{}", p["arch"].as_str().unwrap())
+            } else {
+                n.to_string()
+            };
+            assert!(
+                ours.insert(key, p["version"].clone()).is_none(),
+                "{name}: {p}"
+            );
+            assert!(p["arch"].is_string(), "{name}: {p}");
+        }
+        let theirs = m["installed"].as_object().expect("manifest installed");
+        assert!(
+            theirs.len() > 150 || name == "arm64-gpt-ext4",
+            "{name}: {} packages",
+            theirs.len()
+        );
+        assert_eq!(&ours, theirs, "{name}");
+        let dbs = v["package_databases"].as_array().unwrap();
+        assert_eq!(dbs.len(), 1, "{name}: {dbs:?}");
+        assert_eq!(dbs[0]["source"], "dpkg");
+        assert_eq!(dbs[0]["path"], "/var/lib/dpkg/status");
+        assert_eq!(dbs[0]["packages"].as_u64(), Some(theirs.len() as u64));
+        assert_eq!(dbs[0]["skipped"].as_u64(), Some(0));
+    }
+    let (img, m) = fixture("gen2-gpt-ext4");
+    let out = run(&["inspect", "--packages", img.to_str().unwrap()]);
+    let text = String::from_utf8(out.stdout).unwrap();
+    let n = m["installed"].as_object().unwrap().len();
+    assert!(
+        text.contains(&format!("packages: {n} from dpkg /var/lib/dpkg/status")),
+        "{text}"
+    );
+    let line = text
+        .lines()
+        .find(|l| l.trim_start().starts_with("openssh-server "))
+        .expect("openssh-server listed");
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    assert_eq!(
+        cols,
+        [
+            "openssh-server",
+            m["installed"]["openssh-server"].as_str().unwrap(),
+            "amd64",
+            "dpkg"
+        ]
+    );
+    // Plain `inspect` does not read the package database.
+    let plain = run(&["inspect", img.to_str().unwrap()]);
+    assert!(!String::from_utf8_lossy(&plain.stdout).contains("packages:"));
+}

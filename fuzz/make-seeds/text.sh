@@ -186,7 +186,7 @@ join "$tmp/netplan" <(get "$gen2" /etc/network/interfaces) \
     > "$out/all-formats"
 join - <(deb ifupdown /usr/share/doc/ifupdown/examples/network-interfaces) > "$out/ifupdown-example"
 
-# sshd_config, sshd_config.d drop-in, passwd, shadow, sudoers.d, dpkg status
+# sshd_config, sshd_config.d drop-in, passwd, shadow, sudoers.d, dpkg status, a dpkg file list
 out=$(seeds system_config)
 get "$gen2" /var/lib/dpkg/status | python3 -c '
 import sys
@@ -199,4 +199,5 @@ for stanza in sys.stdin.read().split("\n\n"):
 join <(get "$gen2" /etc/ssh/sshd_config) \
     <(printf 'PasswordAuthentication no\nClientAliveInterval 120\n') \
     <(get "$gen2" /etc/passwd) <(get "$gen2" /etc/shadow) \
-    <(get "$gen2" /etc/sudoers.d/README) "$tmp/status" > "$out/gen2-gpt-ext4"
+    <(get "$gen2" /etc/sudoers.d/README) "$tmp/status" \
+    <(get "$gen2" /var/lib/dpkg/info/openssh-server.list) > "$out/gen2-gpt-ext4"

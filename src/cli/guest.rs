@@ -7,6 +7,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use vhdprep::disk::DiskImage;
 use vhdprep::fs::{FileKind, Metadata};
+use vhdprep::guest::inspect::add_packages;
 use vhdprep::guest::{
     inspect, open_filesystem, GuestPathError, GuestTree, InspectReport, VolumeSource,
 };
@@ -18,9 +19,14 @@ const CAT_LIMIT: u64 = 1 << 30;
 pub struct InspectArgs {
     /// The disk image (raw, VHD, VHDX, qcow2, VMDK, OVA, VDI).
     image: PathBuf,
-    /// Print JSON (keys: partitions, logical_volumes, root, fstab, os, architecture, findings).
+    /// Print JSON (keys: partitions, logical_volumes, root, fstab, os, architecture, findings,
+    /// packages, package_databases).
     #[arg(long)]
     json: bool,
+    /// List the installed packages (name, version, arch, source database) from dpkg's status
+    /// file or rpm's database.
+    #[arg(long)]
+    packages: bool,
     #[command(flatten)]
     parents: super::ParentArgs,
 }
@@ -97,7 +103,10 @@ fn tree_for(
 
 pub fn run_inspect(args: InspectArgs) -> Result<i32, CliError> {
     let image: DiskImage = args.parents.open_reading(&args.image)?;
-    let (report, _, _) = inspect(&image).map_err(CliError::trouble)?;
+    let (mut report, _, guest) = inspect(&image).map_err(CliError::trouble)?;
+    if args.json || args.packages {
+        add_packages(&mut report, guest.as_ref());
+    }
     if args.json {
         print_json(&report)?;
     } else {
@@ -199,6 +208,51 @@ fn print_inspect(r: &InspectReport) {
     }
     for f in &r.findings {
         outln!("{:<7} {}  {}", f.severity.as_str(), f.id, f.message);
+    }
+    print_packages(r);
+}
+
+/// The package list of `inspect --packages`: the databases, then one package a line.
+fn print_packages(r: &InspectReport) {
+    let (Some(dbs), Some(list)) = (&r.package_databases, &r.packages) else {
+        return;
+    };
+    if dbs.is_empty() {
+        outln!("packages: no package database (dpkg status, rpm database) was found");
+        return;
+    }
+    for d in dbs {
+        match &d.error {
+            Some(e) => outln!("packages: {} {}: unreadable: {e}", d.source.name(), d.path),
+            None => outln!(
+                "packages: {} from {} {}{}",
+                d.packages,
+                d.source.name(),
+                d.path,
+                if d.skipped > 0 {
+                    format!(" ({} entries unreadable)", d.skipped)
+                } else {
+                    String::new()
+                }
+            ),
+        }
+        for n in &d.notes {
+            outln!("  note: {n}");
+        }
+    }
+    let width = |f: fn(&vhdprep::guest::packages::Package) -> usize| {
+        list.iter().map(f).max().unwrap_or(0).min(60)
+    };
+    let (wn, wv) = (width(|p| p.name.len()), width(|p| p.version.len()));
+    let wa = width(|p| p.arch.as_deref().map_or(1, str::len));
+    for p in list {
+        outln!(
+            "  {:<wn$}  {:<wv$}  {:<wa$}  {}",
+            p.name,
+            p.version,
+            p.arch.as_deref().unwrap_or("-"),
+            p.source.name()
+        );
     }
 }
 

@@ -13,7 +13,8 @@ use vhdprep_guest::facts::{
     system::{system_facts, SystemFacts},
 };
 use vhdprep_guest::inspect::{architecture, os, OsReport};
-use vhdprep_guest::{assemble, discover, Discovery, Guest};
+use vhdprep_guest::packages::Packages;
+use vhdprep_guest::{assemble, discover, Discovery, Family, Guest};
 use vhdprep_partition::PartitionError;
 
 /// Why an image cannot be checked at all (exit status 2).
@@ -62,6 +63,10 @@ pub struct Context<'a> {
     pub guest: Option<Guest>,
     /// os-release of the guest.
     pub os: Option<OsReport>,
+    /// The distribution family os-release names ([`Family::Unknown`] without a guest).
+    pub family: Family,
+    /// The installed packages (dpkg and rpm databases), read once; empty without a guest.
+    pub packages: Packages,
     /// Architecture from ELF headers, and the binary it came from.
     pub architecture: Option<(Architecture, String)>,
     /// BIOS and UEFI boot chain.
@@ -98,6 +103,8 @@ impl<'a> Context<'a> {
             table_error: None,
             guest: None,
             os: None,
+            family: Family::Unknown,
+            packages: Packages::default(),
             architecture: None,
             boot: None,
             kernel: None,
@@ -158,13 +165,15 @@ impl<'a> Context<'a> {
             }
             if let Some(g) = &ctx.guest {
                 ctx.os = os(g);
+                ctx.family = ctx.os.as_ref().map_or(Family::Unknown, OsReport::family);
+                ctx.packages = Packages::gather(&g.tree, ctx.family);
                 ctx.architecture = architecture(g);
                 let cmdline: Vec<String> = command_lines(&g.tree)
                     .effective
                     .map(|c| c.args)
                     .unwrap_or_default();
-                ctx.agents = Some(agent_facts(&g.tree, &cmdline));
-                ctx.system = Some(system_facts(&g.tree, &g.fstab));
+                ctx.agents = Some(agent_facts(&g.tree, &cmdline, &ctx.packages));
+                ctx.system = Some(system_facts(&g.tree, &g.fstab, &ctx.packages));
             }
             if let Some(handle) = kernel {
                 ctx.kernel = Some(

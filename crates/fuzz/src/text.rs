@@ -11,8 +11,9 @@ use std::sync::Arc;
 use vhdprep_guest::facts::agents::{cloud_init, waagent};
 use vhdprep_guest::facts::kernel::{self, cmdline};
 use vhdprep_guest::facts::system::{network, runtime, ssh, users};
+use vhdprep_guest::packages::{dpkg, Packages};
 use vhdprep_guest::tree::memory::MemoryFs;
-use vhdprep_guest::{fstab, os_release, GuestTree};
+use vhdprep_guest::{fstab, os_release, Family, GuestTree};
 
 /// The text targets.
 pub const TARGETS: &[Target] = &[
@@ -125,7 +126,7 @@ pub fn waagent_conf(data: &[u8]) {
     let _ = waagent::WaagentSettings::of(&conf);
     let _ = conf.get_int("ResourceDisk.SwapSizeMB", 0);
     let g = guest(&[("/etc/waagent.conf", data)], &[]);
-    let _ = waagent::waagent_facts(&g);
+    let _ = waagent::waagent_facts(&g, &Packages::default());
 }
 
 /// cloud.cfg, then cloud.cfg.d files (lexical order: the later ones win).
@@ -264,26 +265,33 @@ pub fn network_config(data: &[u8]) {
 }
 
 /// Where the `system_config` target puts its files.
-const SYSTEM_PATHS: [&str; 6] = [
+const SYSTEM_PATHS: [&str; 7] = [
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d/50-cloud-init.conf",
     "/etc/passwd",
     "/etc/shadow",
     "/etc/sudoers.d/90-cloud-init-users",
     "/var/lib/dpkg/status",
+    "/var/lib/dpkg/info/openssh-server.list",
 ];
 
-/// sshd_config with an Include'd drop-in, passwd, shadow, sudoers, dpkg status.
+/// sshd_config with an Include'd drop-in, passwd, shadow, sudoers, dpkg status and
+/// openssh-server's file list (read by the package interface's `owner_of`).
 pub fn system_config(data: &[u8]) {
     let files = files(&SYSTEM_PATHS, data);
     let g = guest(&files, &["/home/azureuser/.ssh"]);
     let _ = ssh::gather(&g);
     let _ = users::gather(&g);
-    let _ = runtime::gather(&g);
-    // The agents' own dpkg lookup (waagent, cloud-init versions).
-    let _ = waagent::waagent_facts(&g);
+    // The package database (dpkg status), as runtime facts and the agents' versions ask it.
+    let packages = Packages::gather(&g, Family::Debian);
+    let _ = (
+        packages.version_of("openssh-server"),
+        packages.owner_of("/usr/sbin/sshd"),
+    );
+    let _ = runtime::gather(&g, &packages);
+    let _ = waagent::waagent_facts(&g, &packages);
     if let Some((_, status)) = files.get(5) {
-        let _ = runtime::parse_dpkg_status(&text(status));
+        let _ = dpkg::parse_status(&text(status));
     }
 }
 
@@ -417,9 +425,17 @@ mod tests {
         assert_eq!(ssh.config_files.len(), 2, "{:?}", ssh.config_files);
         let u = users::gather(&g);
         assert!(u.passwd_read && u.shadow_read && u.root_password.is_some());
-        let pkgs = runtime::parse_dpkg_status(&text(files[5].1));
-        assert!(pkgs.iter().any(|p| p.name == "python3"), "{pkgs:?}");
-        let agent = waagent::waagent_facts(&g)
+        let pkgs = dpkg::parse_status(&text(files[5].1));
+        assert!(
+            pkgs.packages.iter().any(|p| p.name == "python3"),
+            "{pkgs:?}"
+        );
+        let packages = Packages::gather(&g, Family::Debian);
+        assert_eq!(
+            packages.owner_of("/usr/sbin/sshd").map(|p| p.name.as_str()),
+            Some("openssh-server")
+        );
+        let agent = waagent::waagent_facts(&g, &packages)
             .version
             .expect("dpkg version of waagent");
         assert_eq!(agent.version, "2.7.3.0-4.1");

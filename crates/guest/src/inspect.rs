@@ -2,7 +2,9 @@
 
 use crate::assemble::{assemble, FstabMount, Guest};
 use crate::elf::{parse_header, Architecture};
+use crate::family::Family;
 use crate::os_release;
+use crate::packages::{Database, Package, Packages};
 use crate::volumes::{discover, GuestVolume, VolumeSource};
 use serde::Serialize;
 use vhdprep_disk::{DiskImage, Format};
@@ -122,6 +124,18 @@ pub struct OsReport {
     pub id_like: Vec<String>,
 }
 
+impl OsReport {
+    /// The family `ID`, then `ID_LIKE`, names.
+    pub fn family(&self) -> Family {
+        self.id
+            .iter()
+            .chain(self.id_like.iter())
+            .map(|id| Family::of_id(id))
+            .find(|f| *f != Family::Unknown)
+            .unwrap_or(Family::Unknown)
+    }
+}
+
 /// Everything `inspect` reports.
 #[derive(Debug, Clone, Serialize)]
 pub struct InspectReport {
@@ -156,6 +170,32 @@ pub struct InspectReport {
     pub architecture_evidence: Option<String>,
     /// Problems seen on the way.
     pub findings: Vec<Finding>,
+    /// Installed packages (`--packages`, `--json`), sorted by name: name, version as the
+    /// family writes it, arch, source database.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub packages: Option<Vec<Package>>,
+    /// The package databases found: source, path, packages read, entries skipped, error.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub package_databases: Option<Vec<Database>>,
+}
+
+/// Fills `report`'s `packages` and `package_databases` from the guest's databases (a no-op
+/// without a guest: both stay absent).
+pub fn add_packages(report: &mut InspectReport, guest: Option<&Guest>) {
+    let Some(g) = guest else { return };
+    let family = report.os.as_ref().map_or(Family::Unknown, OsReport::family);
+    let p = Packages::gather(&g.tree, family);
+    let mut list = p.all().to_vec();
+    list.sort_by(|a, b| {
+        (&a.name, &a.arch, &a.version, a.source.name()).cmp(&(
+            &b.name,
+            &b.arch,
+            &b.version,
+            b.source.name(),
+        ))
+    });
+    report.packages = Some(list);
+    report.package_databases = Some(p.databases().to_vec());
 }
 
 /// The guest's architecture and the binary that told it.
@@ -262,6 +302,8 @@ pub fn inspect(
         architecture: arch.as_ref().map(|a| a.0),
         architecture_evidence: arch.map(|a| a.1),
         findings,
+        packages: None,
+        package_databases: None,
     };
     Ok((report, found.volumes, guest))
 }

@@ -46,7 +46,8 @@ fn open(name: &str) -> (GuestTree, Value) {
 
 fn facts(name: &str) -> (GuestTree, Value, AgentFacts) {
     let (tree, man) = open(name);
-    let f = agent_facts(&tree, &["ro".into(), "console=ttyS0".into()]);
+    let packages = vhdprep_guest::packages::Packages::gather(&tree, vhdprep_guest::Family::Debian);
+    let f = agent_facts(&tree, &["ro".into(), "console=ttyS0".into()], &packages);
     (tree, man, f)
 }
 

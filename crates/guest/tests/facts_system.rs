@@ -18,6 +18,8 @@ use vhdprep_disk::DiskImage;
 use vhdprep_fs::{DirEntry, FileKind, FileSystem, FsError, FsResult, Metadata};
 use vhdprep_guest::facts::system::network::parse_netplan;
 use vhdprep_guest::facts::system::{system_facts, SystemFacts};
+use vhdprep_guest::packages::Packages;
+use vhdprep_guest::Family;
 use vhdprep_guest::{inspect, GuestTree};
 
 const LAYOUTS: [&str; 7] = [
@@ -200,7 +202,11 @@ fn fixture_images_agree_with_manifests_and_tools() {
         let image = DiskImage::open(&img).unwrap();
         let (_, _, guest) = inspect(&image).unwrap();
         let guest = guest.unwrap_or_else(|| panic!("{name}: no guest root"));
-        let facts = system_facts(&guest.tree, &guest.fstab);
+        let facts = system_facts(
+            &guest.tree,
+            &guest.fstab,
+            &Packages::gather(&guest.tree, Family::Debian),
+        );
         let json = serde_json::to_value(&facts).unwrap();
         assert!(json["generalization"]["leftovers"].is_array());
         let files = &man["files"];
@@ -535,7 +541,7 @@ fn sshd_t_agrees_on_synthetic_configs() {
         let guest_root = scratch.path().join(format!("guest{i}"));
         write_tree(&guest_root, files);
         let tree = GuestTree::new(Arc::new(HostDir(guest_root.clone())), "host");
-        let facts = system_facts(&tree, &[]);
+        let facts = system_facts(&tree, &[], &Packages::gather(&tree, Family::Unknown));
         // The same files for sshd, with the guest's /etc/ssh mapped into the scratch tree.
         let host_root = scratch.path().join(format!("host{i}"));
         let prefix = format!("{}/etc/ssh", host_root.display());
@@ -597,7 +603,7 @@ fn netplan_agrees_with_pyyaml() {
     }
     let py = python(PY_NETPLAN, &dir);
     let tree = GuestTree::new(Arc::new(HostDir(scratch.path().to_path_buf())), "host");
-    let facts = system_facts(&tree, &[]);
+    let facts = system_facts(&tree, &[], &Packages::gather(&tree, Family::Unknown));
     assert_eq!(facts.network.netplan.len(), files.len());
     for np in &facts.network.netplan {
         let name = np.path.rsplit('/').next().unwrap();

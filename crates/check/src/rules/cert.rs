@@ -13,10 +13,11 @@ use super::Collector;
 use crate::catalogue::{rule, RuleInfo};
 use crate::context::Context;
 use crate::policy::OsState;
-use std::collections::BTreeMap;
 use vhdprep_finding::{Finding, Severity};
 use vhdprep_fs::FileKind;
 use vhdprep_guest::facts::system::users::PasswordField;
+use vhdprep_guest::packages::version::Evr;
+use vhdprep_guest::packages::{Package, Packages, Source};
 use vhdprep_guest::{open_filesystem, GuestTree};
 use vhdprep_partition::PartitionKind;
 
@@ -42,9 +43,34 @@ pub const FIRST_PARTITION_MIN: u64 = 2048 * KIB;
 pub const OS_DISK: std::ops::RangeInclusive<u64> = 30 * GIB..=1023 * GIB;
 /// CERT-018: the largest data disk.
 pub const DATA_DISK_MAX: u64 = 1023 * GIB;
-/// Largest dpkg status file read.
-pub const DPKG_STATUS_LIMIT: u64 = 32 << 20;
-const DPKG_STATUS: &str = "/var/lib/dpkg/status";
+/// CERT-006: the packages that tell the OpenSSL version, in order: dpkg's (Debian, Ubuntu),
+/// then rpm's (Red Hat and Azure Linux `openssl-libs`/`openssl`, SUSE `libopenssl*`).
+pub const OPENSSL_PACKAGES: [&str; 12] = [
+    "openssl",
+    "libssl3",
+    "libssl1.1",
+    "libssl1.0.2",
+    "libssl1.0.0",
+    "libssl0.9.8",
+    "openssl-libs",
+    "openssl-3",
+    "openssl-1_1",
+    "libopenssl3",
+    "libopenssl1_1",
+    "libopenssl1_0_0",
+];
+/// CERT-010: glibc's package: dpkg `libc6`, rpm `glibc`.
+pub const GLIBC_PACKAGES: [&str; 3] = ["libc6", "libc6-arm64", "glibc"];
+/// CERT-012: rpm's kernel packages (Red Hat 8+ `kernel-core`, Red Hat 7 and Azure Linux
+/// `kernel`, SUSE `kernel-default`/`kernel-azure`, Oracle's UEK).
+pub const RPM_KERNEL_PACKAGES: [&str; 6] = [
+    "kernel-core",
+    "kernel",
+    "kernel-default",
+    "kernel-azure",
+    "kernel-uek-core",
+    "kernel-uek",
+];
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
@@ -53,7 +79,7 @@ pub const RULES: &[RuleInfo] = &[
     rule("CERT-003", Severity::Error, "Required kernel parameters (40)", "console=ttyS0 (error when missing), earlyprintk=ttyS0 and rootdelay=300 (warnings) on the effective kernel command line; console=ttyAMA0 on Arm64.", "[MKT-TEST]; [MKT-CERT]").marketplace().deviating("On Arm64 only console=ttyAMA0 is required (KRN-008, [PR-IB-1457]); the test tool's x64 values do not apply there."),
     rule("CERT-004", Severity::Error, "Swap partition on OS disk (41)", "No swap partition on the OS disk: no swap partition type, swap signature, or fstab swap entry on an OS-disk volume.", "[MKT-TEST]; [MKT-CERT]").marketplace(),
     rule("CERT-005", Severity::Warning, "Root partition on OS disk (42)", "A single root partition: one filesystem with /etc/os-release and at most one GPT root-type partition.", "[MKT-TEST]; [MKT-CERT]").marketplace(),
-    rule("CERT-006", Severity::Warning, "OpenSSL version (44)", "OpenSSL 0.9.8 or later must be installed (dpkg openssl/libssl*, else the libssl soname).", "[MKT-TEST]; [MKT-CERT]").marketplace(),
+    rule("CERT-006", Severity::Warning, "OpenSSL version (44)", "OpenSSL 0.9.8 or later must be installed (the package database: openssl, libssl*, openssl-libs, libopenssl*; else the libssl soname).", "[MKT-TEST]; [MKT-CERT]").marketplace(),
     rule("CERT-007", Severity::Warning, "Python version (45)", "Python 2.6 or later must be installed (python interpreters in /usr/bin, /usr/local/bin, /usr/libexec).", "[MKT-TEST]; [MKT-CERT]").marketplace(),
     rule("CERT-008", Severity::Warning, "Client Alive Interval (46)", "sshd's effective ClientAliveInterval must be 30 to 235 seconds (180 recommended).", "[MKT-TEST]; [MKT-CERT]").marketplace(),
     rule("CERT-009", Severity::Error, "OS architecture (49)", "Only 64-bit operating systems: x86_64 (or Arm64).", "[MKT-TEST]; [MKT-VHD-FAQ]").marketplace(),
@@ -79,11 +105,10 @@ pub fn evaluate(ctx: &Context, out: &mut Collector) {
     root_partitions(ctx, out);
     match (ctx.tree(), ctx.guest.as_ref()) {
         (Some(tree), Some(_)) => {
-            let dpkg = dpkg_versions(tree);
-            openssl(tree, &dpkg, out);
+            openssl(tree, &ctx.packages, out);
             python(tree, out);
-            glibc(tree, &dpkg, out);
-            sack(ctx, &dpkg, out);
+            glibc(tree, &ctx.packages, out);
+            sack(ctx, &ctx.packages, out);
         }
         _ => {
             for id in ["CERT-006", "CERT-007", "CERT-010", "CERT-012"] {
@@ -153,49 +178,6 @@ pub fn below(a: &[u64], b: &[u64]) -> bool {
 
 fn dotted(v: &[u64]) -> String {
     v.iter().map(u64::to_string).collect::<Vec<_>>().join(".")
-}
-
-/// Installed dpkg packages' versions and the line of their `Package:` field.
-pub type DpkgVersions = BTreeMap<String, (String, usize)>;
-
-/// Parses dpkg's status file: `Package` → (`Version`, line) for installed packages.
-pub fn parse_dpkg_status(text: &str) -> DpkgVersions {
-    let mut out = BTreeMap::new();
-    let (mut name, mut status, mut version, mut line) = (None, None, None, 0);
-    for (i, l) in text.lines().chain(std::iter::once("")).enumerate() {
-        if l.trim().is_empty() {
-            if let (Some(n), Some(v), Some(true)) = (
-                name.take(),
-                version.take(),
-                status.take().map(|s: &str| s.ends_with(" installed")),
-            ) {
-                out.insert(String::from(n), (String::from(v), line));
-            }
-            (name, status, version) = (None, None, None);
-            continue;
-        }
-        if let Some(v) = l.strip_prefix("Package:") {
-            name = Some(v.trim());
-            line = i + 1;
-        } else if let Some(v) = l.strip_prefix("Status:") {
-            status = Some(v.trim());
-        } else if let Some(v) = l.strip_prefix("Version:") {
-            version = Some(v.trim());
-        }
-    }
-    out
-}
-
-fn dpkg_versions(tree: &GuestTree) -> DpkgVersions {
-    let regular = tree
-        .metadata(DPKG_STATUS.as_bytes())
-        .is_ok_and(|m| m.kind == FileKind::File && m.size <= DPKG_STATUS_LIMIT);
-    if !regular {
-        return DpkgVersions::new();
-    }
-    tree.read_file(DPKG_STATUS.as_bytes(), DPKG_STATUS_LIMIT)
-        .map(|b| parse_dpkg_status(&String::from_utf8_lossy(&b)))
-        .unwrap_or_default()
 }
 
 fn bash_history(ctx: &Context, out: &mut Collector, why: &str) {
@@ -470,7 +452,7 @@ fn version_finding(
                 ),
             )
             .with_evidence(
-                "nothing in the dpkg database nor the usual library and binary directories",
+                "nothing in the package database nor the usual library and binary directories",
             )
             .with_remediation(fix.to_string()),
         ),
@@ -490,26 +472,11 @@ fn version_finding(
     }
 }
 
-fn openssl(tree: &GuestTree, dpkg: &DpkgVersions, out: &mut Collector) {
-    let from_dpkg = [
-        "openssl",
-        "libssl3",
-        "libssl1.1",
-        "libssl1.0.2",
-        "libssl1.0.0",
-        "libssl0.9.8",
-    ]
-    .iter()
-    .find_map(|p| {
-        dpkg.get(*p).map(|(v, line)| {
-            (
-                v.clone(),
-                upstream(v),
-                format!("{DPKG_STATUS} line {line}: {p} {v}"),
-            )
-        })
-    });
-    let found = from_dpkg.or_else(|| libssl_soname(tree));
+fn openssl(tree: &GuestTree, packages: &Packages, out: &mut Collector) {
+    let from_packages = packages
+        .first_of(&OPENSSL_PACKAGES)
+        .map(|p| (p.version.clone(), upstream(&p.version), p.evidence()));
+    let found = from_packages.or_else(|| libssl_soname(tree));
     version_finding(
         "CERT-006",
         "OpenSSL",
@@ -602,16 +569,16 @@ fn python(tree: &GuestTree, out: &mut Collector) {
     );
 }
 
-fn glibc(tree: &GuestTree, dpkg: &DpkgVersions, out: &mut Collector) {
-    let found = dpkg
-        .get("libc6")
-        .or_else(|| dpkg.get("libc6-arm64"))
-        .map(|(v, line)| (v.clone(), format!("{DPKG_STATUS} line {line}: libc6 {v}")))
+fn glibc(tree: &GuestTree, packages: &Packages, out: &mut Collector) {
+    // glibc 2.34 and later (RHEL 9) ship no libc-2.N.so: the package database tells.
+    let found = packages
+        .first_of(&GLIBC_PACKAGES)
+        .map(|p| (p.version.clone(), p.evidence()))
         .or_else(|| glibc_file(tree));
     let Some((v, ev)) = found else {
         out.skip(
             "CERT-010",
-            "the glibc version was not found (dpkg libc6, libc-2.N.so)",
+            "the glibc version was not found (package libc6 or glibc, libc-2.N.so)",
         );
         return;
     };
@@ -792,7 +759,40 @@ fn table_verdict(version: &str, n: &[u64], candidates: &[&str]) -> Sack {
     }
 }
 
-fn sack(ctx: &Context, dpkg: &DpkgVersions, out: &mut Collector) {
+/// Whether the rpm kernel package `p` is the kernel of release `kv`: its version-release is
+/// the release (Azure Linux), followed by the architecture (Red Hat `.x86_64`) or, with
+/// the last release component dropped, by the flavour (SUSE: `5.14.21-150500.55.39-default`
+/// from release `150500.55.39.1`).
+pub fn rpm_kernel_matches(p: &Package, kv: &str) -> bool {
+    let evr = Evr::parse(&p.version);
+    let Some(release) = evr.release else {
+        return false;
+    };
+    let full = format!("{}-{release}", evr.version);
+    let exact = kv == full || kv.strip_prefix(&full).is_some_and(|r| r.starts_with('.'));
+    let suse = release.rsplit_once('.').is_some_and(|(short, _)| {
+        kv.strip_prefix(&format!("{}-{short}-", evr.version))
+            .is_some_and(|flavour| !flavour.is_empty())
+    });
+    exact || suse
+}
+
+/// The installed package of kernel release `kv`: Debian's `linux-image-<kv>` (whose version
+/// carries the patch level the release hides), or the rpm kernel package it came from.
+fn kernel_package<'a>(packages: &'a Packages, families: &[&str], kv: &str) -> Option<&'a Package> {
+    if families.contains(&"debian") {
+        if let Some(p) = packages.get(&format!("linux-image-{kv}")) {
+            return Some(p);
+        }
+    }
+    RPM_KERNEL_PACKAGES.iter().find_map(|n| {
+        packages
+            .named(n)
+            .find(|p| p.source != Source::Dpkg && rpm_kernel_matches(p, kv))
+    })
+}
+
+fn sack(ctx: &Context, packages: &Packages, out: &mut Collector) {
     let Some(k) = &ctx.kernel else {
         out.skip("CERT-012", "no kernel facts");
         return;
@@ -820,13 +820,16 @@ fn sack(ctx: &Context, dpkg: &DpkgVersions, out: &mut Collector) {
     let families = sack_families(&ctx.os_ids());
     let release = ctx.os.as_ref().and_then(|o| o.version_id.clone());
     for kv in kernels {
-        // Debian's kernel release (4.19.0-5-amd64) hides the patch level; its package has it.
-        let (version, ev) = match dpkg.get(&format!("linux-image-{kv}")) {
-            Some((v, line)) if families.contains(&"debian") => (
-                v.clone(),
-                format!("{DPKG_STATUS} line {line}: linux-image-{kv} {v}"),
-            ),
-            _ => (kv.to_string(), format!("/lib/modules/{kv}")),
+        // Debian's kernel release (4.19.0-5-amd64) hides the patch level, SUSE's the last
+        // release number (4.12.14-95.19-default of 4.12.14-95.19.1): their packages have them.
+        let (version, ev) = match kernel_package(packages, &families, kv) {
+            Some(p) if p.source == Source::Dpkg => (p.version.clone(), p.evidence()),
+            Some(p) => {
+                let evr = Evr::parse(&p.version);
+                let vr = format!("{}-{}", evr.version, evr.release.unwrap_or_default());
+                (vr, p.evidence())
+            }
+            None => (kv.to_string(), format!("/lib/modules/{kv}")),
         };
         let (sev, why) = match sack_verdict(&families, release.as_deref(), &version) {
             Sack::Fixed(_) => continue,
@@ -1220,16 +1223,32 @@ mod tests {
     }
 
     #[test]
-    fn dpkg_status_keeps_installed_packages_only() {
-        let text =
-            "Package: a\nStatus: install ok installed\nDepends: x (>= 1)\nVersion: 1.2-3\n\n\
-                    Package: b\nStatus: deinstall ok config-files\nVersion: 9\n\n\
-                    Package: c\nStatus: install ok installed\nVersion: 2:3.4\n";
-        let d = parse_dpkg_status(text);
-        assert_eq!(d.get("a"), Some(&("1.2-3".to_string(), 1)));
-        assert!(!d.contains_key("b"));
-        assert_eq!(d.get("c").map(|x| x.0.as_str()), Some("2:3.4"));
-        assert!(parse_dpkg_status("Package:\n\u{0}\nVersion").is_empty());
+    fn rpm_kernel_packages_match_their_release() {
+        let p = |name: &str, version: &str| Package {
+            name: name.into(),
+            version: version.into(),
+            arch: Some("x86_64".into()),
+            source: Source::RpmSqlite,
+            path: "/var/lib/rpm/rpmdb.sqlite".into(),
+            line: None,
+        };
+        let rhel = p("kernel-core", "5.14.0-362.8.1.el9_3");
+        assert!(rpm_kernel_matches(&rhel, "5.14.0-362.8.1.el9_3.x86_64"));
+        assert!(!rpm_kernel_matches(&rhel, "5.14.0-362.8.1.el9_30.x86_64"));
+        assert!(!rpm_kernel_matches(&rhel, "5.14.0-362.8.1"));
+        let suse = p("kernel-default", "4.12.14-95.19.1");
+        assert!(rpm_kernel_matches(&suse, "4.12.14-95.19-default"));
+        assert!(!rpm_kernel_matches(&suse, "4.12.14-95.19"));
+        assert!(!rpm_kernel_matches(&suse, "4.12.14-95.1-default"));
+        let mariner = p("kernel", "5.15.153.1-2.cm2");
+        assert!(rpm_kernel_matches(&mariner, "5.15.153.1-2.cm2"));
+        assert!(!rpm_kernel_matches(&p("kernel", "1:5.15"), "5.15"));
+        // The SUSE package's version is what the Marketplace table lists.
+        let families = sack_families(&["sles".into()]);
+        assert!(matches!(
+            sack_verdict(&families, None, "4.12.14-95.19.1"),
+            Sack::Fixed(_)
+        ));
     }
 
     #[test]

@@ -29,8 +29,8 @@ pub const RULES: &[RuleInfo] = &[
     rule("SYS-005", Severity::Warning, "One resource-disk owner", "Only one agent may own the resource disk: when cloud-init provisions, waagent.conf needs ResourceDisk.Format=n and ResourceDisk.EnableSwap=n; when waagent provisions, cloud-init must not set up ephemeral0.", "[GENERIC] steps 6-7; [RHEL]; [SUSE] step 9; [CIV-AZURE]"),
     rule("SYS-006", Severity::Info, "Time sync", "A time-sync service (chrony, ntpd, systemd-timesyncd) should be enabled; chrony should use the Hyper-V PTP clock (refclock PHC /dev/ptp_hyperv), which needs the ptp_hyperv udev link.", "[TIMESYNC]"),
     rule("SYS-007", Severity::Warning, "Hyper-V daemons", "The Hyper-V daemons (hv_kvp_daemon) should be installed: KVP carries the guest's name and addresses to the host, and cloud-init's Hyper-V telemetry needs it (a warning when that telemetry is configured, information otherwise).", "[GENERIC]; [RHEL]; [CIV-AZURE] test_services_running, test_pkg_wanted"),
-    rule("SYS-008", Severity::Error, "Agent run-time dependencies", "When waagent or cloud-init is installed, the Python interpreter their scripts name must exist (error); OpenSSL (>= 1.0), OpenSSH (>= 5.3) and sfdisk, fdisk, mkfs, parted, chpasswd, sudo, sed, grep, ip, ssh-keygen should be present (warnings). Versions come from the dpkg database where there is one.", "[AGENT-DOC] Requirements; [PROVISIONING]; [MKT-TEST] TestIDs 44/45")
-        .deviating("Judged only when waagent or cloud-init is installed (without an agent AGENT-001 reports the image); versions only from dpkg, rpm databases are not read."),
+    rule("SYS-008", Severity::Error, "Agent run-time dependencies", "When waagent or cloud-init is installed, the Python interpreter their scripts name must exist (error); OpenSSL (>= 1.0), OpenSSH (>= 5.3) and sfdisk, fdisk, mkfs, parted, chpasswd, sudo, sed, grep, ip, ssh-keygen should be present (warnings). Versions come from the package database (dpkg, or rpm's sqlite, Berkeley DB or ndb database).", "[AGENT-DOC] Requirements; [PROVISIONING]; [MKT-TEST] TestIDs 44/45")
+        .deviating("Judged only when waagent or cloud-init is installed (without an agent AGENT-001 reports the image)."),
     rule("SYS-009", Severity::Warning, "Shell histories cleared", "Every /root and /home/* .bash_history must be at most 1 KB (Marketplace certification fails above); other history files (.zsh_history, .python_history, .mysql_history, .lesshst) are reported as information.", "[MKT-CERT]; [MKT-TEST] TestID 48; [GENERIC] step 8"),
     rule("SYS-010", Severity::Warning, "No default credentials", "A generalized image ships no usable password hash for root or login users and no authorized_keys: a warning, an error for the Marketplace.", "[MKT-CERT] Default credentials; [GENERIC]"),
     rule("SYS-011", Severity::Warning, "SUSE DHCP hostname and sudoers", "SUSE only: DHCLIENT_SET_HOSTNAME=\"no\" in /etc/sysconfig/network/dhcp, and no 'Defaults targetpw' or 'ALL ALL=(ALL) ALL' in /etc/sudoers.", "[SUSE] steps 12-13"),
@@ -691,16 +691,13 @@ fn openssl_openssh(sys: &SystemFacts, out: &mut Collector) {
                     "SYS-008",
                     Severity::Warning,
                     format!(
-                        "{pkg} {} is older than the {shown} the Azure agents require",
-                        p.version
+                        "{} {} is older than the {shown} the Azure agents require",
+                        p.package, p.version
                     ),
                 )
-                .with_evidence(format!(
-                    "{}:{}: {} Version: {}",
-                    p.evidence.path, p.evidence.line, p.evidence.text, p.version
-                ))
-                .with_remediation(format!("upgrade {pkg}"))
-                .at_guest(p.evidence.path.clone(), Some(p.evidence.line)),
+                .with_evidence(p.evidence_text())
+                .with_remediation(format!("upgrade {}", p.package))
+                .at_guest(p.path.clone(), p.line),
             );
         }
     }

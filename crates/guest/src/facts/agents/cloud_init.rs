@@ -8,8 +8,9 @@
 
 use super::systemd::{unit_state, ServiceState, UnitState};
 use super::{
-    bounded_dir, dpkg_version, python_packages, read_text, Evidence, VersionFact, VersionSource,
+    bounded_dir, package_version, python_packages, read_text, Evidence, VersionFact, VersionSource,
 };
+use crate::packages::Packages;
 use crate::GuestTree;
 use serde::Serialize;
 use yaml_rust2::parser::{Event, Parser};
@@ -119,7 +120,8 @@ pub struct CloudInitFacts {
     pub binary: Option<String>,
     /// `cloudinit` python package directories.
     pub python_packages: Vec<String>,
-    /// Version: `cloudinit/version.py` `__VERSION__`, else egg/dist-info, else dpkg.
+    /// Version: `cloudinit/version.py` `__VERSION__`, else egg/dist-info, else the package
+    /// database.
     pub version: Option<VersionFact>,
     /// Every version source seen.
     pub versions: Vec<VersionFact>,
@@ -456,8 +458,13 @@ fn ci_version_py(text: &str) -> Option<(usize, String)> {
     })
 }
 
-/// Gathers the cloud-init facts; `kernel_cmdline` holds the guest's kernel arguments.
-pub fn cloud_init_facts(guest: &GuestTree, kernel_cmdline: &[String]) -> CloudInitFacts {
+/// Gathers the cloud-init facts; `kernel_cmdline` holds the guest's kernel arguments,
+/// `packages` the guest's package database.
+pub fn cloud_init_facts(
+    guest: &GuestTree,
+    kernel_cmdline: &[String],
+    packages: &Packages,
+) -> CloudInitFacts {
     let binary = guest
         .exists(b"/usr/bin/cloud-init")
         .then(|| "/usr/bin/cloud-init".to_string());
@@ -474,7 +481,7 @@ pub fn cloud_init_facts(guest: &GuestTree, kernel_cmdline: &[String]) -> CloudIn
         }
     }
     versions.extend(pkgs.metadata_versions);
-    versions.extend(dpkg_version(guest, "cloud-init"));
+    versions.extend(package_version(packages, &["cloud-init"]));
     let units: Vec<UnitState> = UNITS.iter().map(|u| unit_state(guest, u)).collect();
     let sysv = ServiceState::lookup(guest, &[], &["cloud-init-local", "cloud-init"], "cloudinit");
     let generator = [

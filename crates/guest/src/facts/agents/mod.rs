@@ -11,6 +11,7 @@ pub mod ready;
 pub mod systemd;
 pub mod waagent;
 
+use crate::packages::Packages;
 use crate::GuestTree;
 use serde::Serialize;
 use vhdprep_fs::DirEntry;
@@ -22,8 +23,6 @@ pub use waagent::{waagent_facts, WaagentConf, WaagentFacts, WaagentSettings};
 
 /// Most directory entries looked at in one directory.
 const MAX_DIR_ENTRIES: usize = 10_000;
-/// Largest dpkg status file read.
-const DPKG_STATUS_LIMIT: u64 = 64 * 1024 * 1024;
 
 /// Where a fact comes from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -119,6 +118,8 @@ pub enum VersionSource {
     PythonMetadata,
     /// `/var/lib/dpkg/status`.
     Dpkg,
+    /// The rpm database (`rpmdb.sqlite`, `Packages`, `Packages.db`).
+    Rpm,
     /// `/var/lib/waagent/WALinuxAgent-<ver>/` (auto-update).
     AutoUpdateDir,
 }
@@ -126,7 +127,8 @@ pub enum VersionSource {
 /// A version and where it was read.
 #[derive(Debug, Clone, Serialize)]
 pub struct VersionFact {
-    /// The version text (dpkg versions keep epoch and revision, e.g. `2.7.3.0-1`).
+    /// The version text (package versions keep epoch and revision/release, e.g. `2.7.3.0-1`,
+    /// `2.7.0.6-9.el9`).
     pub version: String,
     /// Kind of source.
     pub source: VersionSource,
@@ -209,35 +211,29 @@ pub(crate) fn python_packages(guest: &GuestTree, module: &str, dist: &str) -> Py
     out
 }
 
-/// The version of an installed dpkg package (`Status: ... installed`), if any.
-pub(crate) fn dpkg_version(guest: &GuestTree, package: &str) -> Option<VersionFact> {
-    const STATUS: &str = "/var/lib/dpkg/status";
-    let text = read_text(guest, STATUS, DPKG_STATUS_LIMIT)?;
-    let (mut name, mut status, mut version, mut start) = (None, None, None, 0usize);
-    for (i, line) in text.lines().chain(std::iter::once("")).enumerate() {
-        if line.trim().is_empty() {
-            if name == Some(package) && status.is_some_and(|s: &str| s.ends_with(" installed")) {
-                if let Some(v) = version {
-                    return Some(VersionFact {
-                        version: String::from(v),
-                        source: VersionSource::Dpkg,
-                        evidence: Evidence::line(STATUS, start + 1, &format!("Package: {package}")),
-                    });
-                }
-            }
-            (name, status, version) = (None, None, None);
-            continue;
-        }
-        if let Some(v) = line.strip_prefix("Package:") {
-            name = Some(v.trim());
-            start = i;
-        } else if let Some(v) = line.strip_prefix("Status:") {
-            status = Some(v.trim());
-        } else if let Some(v) = line.strip_prefix("Version:") {
-            version = Some(v.trim());
-        }
-    }
-    None
+/// The version of the first of `names` installed in the guest's package database (dpkg or
+/// rpm), if any.
+pub(crate) fn package_version(packages: &Packages, names: &[&str]) -> Option<VersionFact> {
+    let p = packages.first_of(names)?;
+    let (source, evidence) = match p.line {
+        Some(line) => (
+            VersionSource::Dpkg,
+            Evidence::line(&p.path, line, &format!("Package: {}", p.name)),
+        ),
+        None => (
+            VersionSource::Rpm,
+            Evidence {
+                path: p.path.clone(),
+                line: None,
+                detail: format!("{} {}", p.name, p.version),
+            },
+        ),
+    };
+    Some(VersionFact {
+        version: p.version.clone(),
+        source,
+        evidence,
+    })
 }
 
 /// Who provisions the VM at first boot.
@@ -525,9 +521,15 @@ fn derive(w: &WaagentFacts, c: &CloudInitFacts) -> Provisioning {
 ///
 /// `kernel_cmdline` is the guest's kernel command line split into arguments (the caller
 /// reads it from the boot configuration); `cloud-init=disabled` and `ci.ds=` matter here.
-pub fn agent_facts(guest: &GuestTree, kernel_cmdline: &[String]) -> AgentFacts {
-    let waagent = waagent_facts(guest);
-    let cloud_init = cloud_init_facts(guest, kernel_cmdline);
+/// `packages` is the guest's package database (versions when the agents' own files give
+/// none).
+pub fn agent_facts(
+    guest: &GuestTree,
+    kernel_cmdline: &[String],
+    packages: &Packages,
+) -> AgentFacts {
+    let waagent = waagent_facts(guest, packages);
+    let cloud_init = cloud_init_facts(guest, kernel_cmdline, packages);
     let provisioning = derive(&waagent, &cloud_init);
     AgentFacts {
         waagent,

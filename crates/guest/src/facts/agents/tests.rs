@@ -4,6 +4,11 @@ use super::*;
 use crate::tree::memfs::MemFs;
 use std::sync::Arc;
 
+/// The facts with the guest's own package databases, as `check` gathers them.
+fn agent_facts(g: &GuestTree, cmdline: &[String]) -> AgentFacts {
+    super::agent_facts(g, cmdline, &Packages::gather(g, crate::Family::Unknown))
+}
+
 const SVC: &str = "[Unit]\nDescription=agent\n[Service]\nExecStart=/usr/sbin/waagent -daemon\n\
                    [Install]\nWantedBy=multi-user.target\n";
 const CI_UNIT: &str = "[Unit]\nDescription=ci\n[Install]\nWantedBy=cloud-init.target\n";
@@ -363,6 +368,49 @@ fn sysv_and_rc_conf_and_dpkg() {
     );
     assert_eq!(v.evidence.line, Some(5));
     assert_eq!(f.provisioning.provisioner, Provisioner::Waagent);
+}
+
+#[test]
+fn versions_from_an_rpm_database() {
+    use crate::packages::rpm::{RpmBackend, RpmDatabase, RpmPackage};
+    let pkg = |name: &str, version: &str, release: &str| RpmPackage {
+        name: name.into(),
+        epoch: None,
+        version: version.into(),
+        release: release.into(),
+        arch: Some("noarch".into()),
+        install_time: None,
+        files: vec![],
+    };
+    let db = RpmDatabase {
+        backend: RpmBackend::Sqlite,
+        path: "/var/lib/rpm/rpmdb.sqlite".into(),
+        packages: vec![
+            pkg("cloud-init", "23.4", "7.el9_4"),
+            pkg("WALinuxAgent", "2.7.0.6", "9.el9"),
+        ],
+        skipped: 0,
+        notes: vec![],
+    };
+    let packages = Packages::from_databases(None, Some(Ok(db)), crate::Family::RedHat);
+    // Only the packages' own binaries: the python trees are elsewhere on this layout.
+    let m = base()
+        .file("/usr/sbin/waagent", "#!/usr/bin/python3\n")
+        .file("/usr/bin/cloud-init", "#!/usr/bin/python3\n");
+    let f = super::agent_facts(&guest(m), &[], &packages);
+    let w = f.waagent.version.as_ref().unwrap();
+    assert_eq!(
+        (w.version.as_str(), w.source, w.evidence.line),
+        ("2.7.0.6-9.el9", VersionSource::Rpm, None)
+    );
+    assert_eq!(w.evidence.path, "/var/lib/rpm/rpmdb.sqlite");
+    assert_eq!(w.evidence.detail, "WALinuxAgent 2.7.0.6-9.el9");
+    let c = f.cloud_init.version.as_ref().unwrap();
+    assert_eq!(
+        (c.version.as_str(), c.source),
+        ("23.4-7.el9_4", VersionSource::Rpm)
+    );
+    assert_eq!(version_below(&c.version, &[23, 4]), Some(false));
 }
 
 #[test]

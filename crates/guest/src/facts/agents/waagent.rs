@@ -4,9 +4,10 @@
 
 use super::systemd::ServiceState;
 use super::{
-    bounded_dir, dpkg_version, python_packages, read_text, Evidence, Setting, VersionFact,
+    bounded_dir, package_version, python_packages, read_text, Evidence, Setting, VersionFact,
     VersionSource,
 };
+use crate::packages::Packages;
 use crate::GuestTree;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -26,8 +27,15 @@ pub const CONFIG_PATHS: [&str; 4] = [
     "/usr/share/oem/waagent.conf",
     "/usr/share/defaults/waagent/waagent.conf",
 ];
-/// dpkg package names: Ubuntu `walinuxagent`, Debian `waagent`.
-pub const DPKG_NAMES: [&str; 2] = ["walinuxagent", "waagent"];
+/// Its package names: Ubuntu `walinuxagent`, Debian `waagent`, Red Hat and Azure Linux
+/// `WALinuxAgent`, SUSE `python3-azure-agent` (SLES 12: `python-azure-agent`).
+pub const PACKAGE_NAMES: [&str; 5] = [
+    "walinuxagent",
+    "waagent",
+    "WALinuxAgent",
+    "python3-azure-agent",
+    "python-azure-agent",
+];
 /// Largest waagent.conf read.
 const CONF_LIMIT: u64 = 1024 * 1024;
 /// Largest version.py read.
@@ -230,7 +238,7 @@ pub struct WaagentFacts {
     pub binaries: Vec<String>,
     /// `azurelinuxagent` python package directories found.
     pub python_packages: Vec<String>,
-    /// The installed version: version.py, else egg/dist-info, else dpkg.
+    /// The installed version: version.py, else egg/dist-info, else the package database.
     pub version: Option<VersionFact>,
     /// Every version source seen (they should agree).
     pub versions: Vec<VersionFact>,
@@ -259,8 +267,8 @@ fn agent_version_py(text: &str) -> Option<(usize, String)> {
     })
 }
 
-/// Gathers the WALinuxAgent facts.
-pub fn waagent_facts(guest: &GuestTree) -> WaagentFacts {
+/// Gathers the WALinuxAgent facts (`packages`: the guest's package database).
+pub fn waagent_facts(guest: &GuestTree, packages: &Packages) -> WaagentFacts {
     let binaries: Vec<String> = BINARIES
         .iter()
         .filter(|p| guest.exists(p.as_bytes()))
@@ -281,8 +289,7 @@ pub fn waagent_facts(guest: &GuestTree) -> WaagentFacts {
         }
     }
     versions.extend(pkgs.metadata_versions);
-    // Ubuntu names the package walinuxagent, Debian waagent.
-    versions.extend(DPKG_NAMES.iter().find_map(|n| dpkg_version(guest, n)));
+    versions.extend(package_version(packages, &PACKAGE_NAMES));
     let mut auto_updated = Vec::new();
     for e in bounded_dir(guest, "/var/lib/waagent") {
         let n = e.name_lossy();

@@ -628,7 +628,7 @@ mod tests {
         assert_eq!(f.machine_id.unwrap().value, Unreadable);
         assert!(matches!(f.resolv_conf, Some(ResolvConf::Symlink { .. })));
         let g = tree(&[("/etc/", "")], &[]);
-        let s = system_facts(&g, &[]);
+        let s = system_facts(&g, &[], &crate::packages::Packages::default());
         serde_json::to_string(&s).unwrap();
     }
 }

@@ -28,6 +28,7 @@ pub mod swap;
 pub mod users;
 
 use crate::assemble::FstabMount;
+use crate::packages::Packages;
 use crate::tree::GuestTree;
 use serde::Serialize;
 use vhdprep_fs::FileKind;
@@ -69,8 +70,8 @@ pub struct SystemFacts {
 }
 
 /// Gathers the system facts of `guest`; `fstab` is the assembled fstab (for swap entries and
-/// the volumes they resolve to).
-pub fn system_facts(guest: &GuestTree, fstab: &[FstabMount]) -> SystemFacts {
+/// the volumes they resolve to), `packages` the guest's package database.
+pub fn system_facts(guest: &GuestTree, fstab: &[FstabMount], packages: &Packages) -> SystemFacts {
     let users = users::gather(guest);
     let network = network::gather(guest);
     SystemFacts {
@@ -78,7 +79,7 @@ pub fn system_facts(guest: &GuestTree, fstab: &[FstabMount]) -> SystemFacts {
         ssh: ssh::gather(guest),
         swap: swap::gather(guest, fstab),
         services: services::gather(guest),
-        runtime: runtime::gather(guest),
+        runtime: runtime::gather(guest, packages),
         users,
         network,
     }
@@ -360,7 +361,7 @@ mod tests {
                 ),
             ],
         );
-        let f = system_facts(&g, &[]);
+        let f = system_facts(&g, &[], &Packages::default());
         assert!(!f.ssh.config_read && f.ssh.client_alive_interval.source.is_none());
         assert!(!f.users.passwd_read);
         assert!(

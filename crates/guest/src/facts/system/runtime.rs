@@ -1,9 +1,10 @@
 //! What the provisioning agents need at run time (SYS-008): a Python interpreter (and the
 //! one their scripts' `#!` lines name), OpenSSL, OpenSSH, and the system tools they call
-//! (`sfdisk`, `parted`, `chpasswd`, `sudo`, `ip` ...), with package versions where the dpkg
-//! database gives them cheaply. rpm databases (Berkeley DB, SQLite) are not read.
+//! (`sfdisk`, `parted`, `chpasswd`, `sudo`, `ip` ...), with the installed versions of the
+//! packages that provide them, from the guest's package database (dpkg or rpm).
 
-use super::{line_ref, numbered, stat, LineRef, PathFact};
+use super::{line_ref, stat, LineRef, PathFact};
+use crate::packages::{Packages, Source};
 use crate::tree::GuestTree;
 use serde::Serialize;
 use vhdprep_fs::FileKind;
@@ -50,19 +51,33 @@ pub const AGENT_SCRIPTS: [&str; 6] = [
     "/usr/bin/cloud-init",
     "/usr/local/bin/cloud-init",
 ];
-/// dpkg packages whose versions are recorded.
-pub const PACKAGES: [&str; 6] = [
-    "openssl",
-    "openssh-server",
-    "python3",
-    "hyperv-daemons",
-    "network-manager",
-    "chrony",
+/// The packages whose versions are recorded: the Debian name (the role the facts report it
+/// under), then the names other families give it (Red Hat, SUSE, Azure Linux), the first
+/// installed one counting.
+pub const PACKAGES: [(&str, &[&str]); 12] = [
+    (
+        "openssl",
+        &[
+            "openssl",
+            "openssl-libs",
+            "openssl-3",
+            "openssl-1_1",
+            "libopenssl3",
+            "libopenssl1_1",
+        ],
+    ),
+    ("openssh-server", &["openssh-server", "openssh"]),
+    ("python3", &["python3", "python3-base"]),
+    ("hyperv-daemons", &["hyperv-daemons", "hyper-v"]),
+    ("network-manager", &["network-manager", "NetworkManager"]),
+    ("chrony", &["chrony"]),
+    ("util-linux", &["util-linux"]),
+    ("e2fsprogs", &["e2fsprogs"]),
+    ("parted", &["parted"]),
+    ("sudo", &["sudo"]),
+    ("iproute2", &["iproute2", "iproute"]),
+    ("fdisk", &["fdisk"]),
 ];
-/// The dpkg database.
-pub const DPKG_STATUS: &str = "/var/lib/dpkg/status";
-/// Largest dpkg status file read.
-const DPKG_STATUS_LIMIT: u64 = 64 << 20;
 /// Largest script whose first line is read (agent entry scripts are a few KiB).
 const SCRIPT_LIMIT: u64 = 1 << 20;
 
@@ -106,12 +121,32 @@ pub struct Shebang {
 /// An installed package and its version.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PackageVersion {
-    /// Package name.
+    /// The role, by its Debian name ([`PACKAGES`]: `openssl`, `openssh-server` ...).
     pub name: String,
-    /// Version as the database writes it (`3.0.22-1~deb12u2`, `1:9.2p1-2`).
+    /// The installed package filling it (`openssl-libs` on Red Hat).
+    pub package: String,
+    /// Version as the database writes it (`3.0.22-1~deb12u2`, `1:9.2p1-2`, `8.7p1-34.el9`).
     pub version: String,
-    /// The `Package:` line.
-    pub evidence: LineRef,
+    /// The database.
+    pub source: Source,
+    /// The database's guest path.
+    pub path: String,
+    /// dpkg: the 1-based line of the `Package:` field.
+    pub line: Option<usize>,
+}
+
+impl PackageVersion {
+    /// The evidence as reports print it: `/var/lib/dpkg/status:12: Package: openssl Version:
+    /// 3.0.17-1`, `/var/lib/rpm/rpmdb.sqlite: openssl-libs 1:3.0.7-27.el9`.
+    pub fn evidence_text(&self) -> String {
+        match self.line {
+            Some(l) => format!(
+                "{}:{l}: Package: {} Version: {}",
+                self.path, self.package, self.version
+            ),
+            None => format!("{}: {} {}", self.path, self.package, self.version),
+        }
+    }
 }
 
 /// Run-time dependency evidence.
@@ -123,8 +158,8 @@ pub struct RuntimeFacts {
     pub interpreters: Vec<Interpreter>,
     /// `#!` lines of the agent scripts present.
     pub shebangs: Vec<Shebang>,
-    /// `/var/lib/dpkg/status` was read.
-    pub dpkg_read: bool,
+    /// A package database (dpkg or rpm) was read.
+    pub packages_read: bool,
     /// Installed versions of [`PACKAGES`].
     pub packages: Vec<PackageVersion>,
 }
@@ -198,54 +233,26 @@ fn shebang(g: &GuestTree, script: &str) -> Option<Shebang> {
     })
 }
 
-/// Versions of [`PACKAGES`] marked installed in the dpkg status file (one bounded pass).
-fn dpkg_packages(g: &GuestTree) -> Option<Vec<PackageVersion>> {
-    let m = g.metadata(DPKG_STATUS.as_bytes()).ok()?;
-    if m.kind != FileKind::File || m.size > DPKG_STATUS_LIMIT {
-        return None;
-    }
-    let bytes = g
-        .read_file(DPKG_STATUS.as_bytes(), DPKG_STATUS_LIMIT)
-        .ok()?;
-    let text = String::from_utf8_lossy(&bytes);
-    Some(parse_dpkg_status(&text))
+/// The installed versions of [`PACKAGES`].
+fn package_versions(packages: &Packages) -> Vec<PackageVersion> {
+    PACKAGES
+        .iter()
+        .filter_map(|(role, names)| {
+            let p = packages.first_of(names)?;
+            Some(PackageVersion {
+                name: role.to_string(),
+                package: p.name.clone(),
+                version: p.version.clone(),
+                source: p.source,
+                path: p.path.clone(),
+                line: p.line,
+            })
+        })
+        .collect()
 }
 
-/// Parses dpkg status text for [`PACKAGES`].
-pub fn parse_dpkg_status(text: &str) -> Vec<PackageVersion> {
-    let mut out: Vec<PackageVersion> = Vec::new();
-    let (mut name, mut installed, mut version, mut start) = (None, false, None, 0);
-    let mut flush =
-        |name: &mut Option<&str>, installed: &mut bool, version: &mut Option<&str>, start| {
-            if let (Some(n), Some(v), true) = (*name, *version, *installed) {
-                if PACKAGES.contains(&n) && !out.iter().any(|p| p.name == n) {
-                    out.push(PackageVersion {
-                        name: n.to_string(),
-                        version: v.to_string(),
-                        evidence: line_ref(DPKG_STATUS, start, &format!("Package: {n}")),
-                    });
-                }
-            }
-            (*name, *installed, *version) = (None, false, None);
-        };
-    for (n, line) in numbered(text) {
-        if line.trim().is_empty() {
-            flush(&mut name, &mut installed, &mut version, start);
-        } else if let Some(v) = line.strip_prefix("Package:") {
-            name = Some(v.trim());
-            start = n;
-        } else if let Some(v) = line.strip_prefix("Status:") {
-            installed = v.trim().ends_with(" installed");
-        } else if let Some(v) = line.strip_prefix("Version:") {
-            version = Some(v.trim());
-        }
-    }
-    flush(&mut name, &mut installed, &mut version, start);
-    out
-}
-
-/// Gathers [`RuntimeFacts`].
-pub fn gather(g: &GuestTree) -> RuntimeFacts {
+/// Gathers [`RuntimeFacts`] (`packages`: the guest's package database).
+pub fn gather(g: &GuestTree, packages: &Packages) -> RuntimeFacts {
     let mut f = RuntimeFacts {
         tools: TOOLS
             .iter()
@@ -281,10 +288,8 @@ pub fn gather(g: &GuestTree) -> RuntimeFacts {
             f.shebangs.extend(shebang(g, s));
         }
     }
-    if let Some(p) = dpkg_packages(g) {
-        f.dpkg_read = true;
-        f.packages = p;
-    }
+    f.packages_read = packages.read_any();
+    f.packages = package_versions(packages);
     f
 }
 
@@ -313,7 +318,7 @@ mod tests {
                 ("/usr/bin/grep", "missing-target"),
             ],
         );
-        let f = gather(&g);
+        let f = gather(&g, &Packages::gather(&g, crate::Family::Debian));
         assert_eq!(f.interpreters.len(), 1);
         assert_eq!(f.interpreters[0].resolved, "/usr/bin/python3.11");
         assert_eq!(f.interpreters[0].version.as_deref(), Some("3.11"));
@@ -326,9 +331,13 @@ mod tests {
         assert_eq!(f.tool("sed"), Some("/usr/bin/sed"));
         assert_eq!(f.tool("grep"), None, "a dangling link is not a tool");
         assert_eq!(f.tool("sudo"), None);
-        assert!(f.dpkg_read);
+        assert!(f.packages_read);
         assert_eq!(f.package("openssl").unwrap().version, "3.0.22-1~deb12u2");
-        assert_eq!(f.package("openssl").unwrap().evidence.line, 1);
+        assert_eq!(f.package("openssl").unwrap().line, Some(1));
+        assert_eq!(
+            f.package("openssh-server").unwrap().evidence_text(),
+            "/var/lib/dpkg/status:9: Package: openssh-server Version: 1:9.2p1-2+deb12u7"
+        );
         assert_eq!(
             f.package("openssh-server").unwrap().version,
             "1:9.2p1-2+deb12u7"
@@ -338,19 +347,71 @@ mod tests {
 
     #[test]
     fn nothing_and_garbage() {
-        let f = gather(&tree(
+        let g = tree(
             &[
                 ("/usr/sbin/waagent", "no shebang"),
                 ("/usr/bin/cloud-init", "#!\n"),
                 ("/var/lib/dpkg/status", "Package:\nVersion\n\n\n:::\n"),
             ],
             &[],
-        ));
+        );
+        let f = gather(&g, &Packages::gather(&g, crate::Family::Unknown));
         assert!(f.interpreters.is_empty() && f.shebangs.is_empty());
         assert!(f.tools.iter().all(|t| t.path.is_none()));
-        assert!(f.dpkg_read && f.packages.is_empty());
+        assert!(f.packages_read && f.packages.is_empty());
         assert_eq!(python_version("/usr/bin/python"), None);
         assert_eq!(python_version("/usr/bin/python3.x"), None);
         assert_eq!(python_version("/usr/bin/python2.7"), Some("2.7".into()));
+    }
+
+    #[test]
+    fn packages_by_their_red_hat_and_suse_names() {
+        use crate::packages::rpm::{RpmBackend, RpmDatabase, RpmPackage};
+        let pkg = |name: &str, epoch, version: &str, release: &str| RpmPackage {
+            name: name.into(),
+            epoch,
+            version: version.into(),
+            release: release.into(),
+            arch: Some("x86_64".into()),
+            install_time: None,
+            files: vec![],
+        };
+        let db = RpmDatabase {
+            backend: RpmBackend::Ndb,
+            path: "/usr/lib/sysimage/rpm/Packages.db".into(),
+            packages: vec![
+                pkg("libopenssl3", None, "3.1.4", "150600.5.15.1"),
+                pkg("openssh-server", None, "9.6p1", "150600.6.15.2"),
+                pkg("python3-base", None, "3.6.15", "150300.10.72.1"),
+                pkg("iproute2", None, "6.4", "150600.7.3.1"),
+                pkg("NetworkManager", Some(1), "1.38.6", "150500.3.3.1"),
+            ],
+            skipped: 0,
+            notes: vec![],
+        };
+        let packages = Packages::from_databases(None, Some(Ok(db)), crate::Family::Suse);
+        let f = gather(&tree(&[], &[]), &packages);
+        assert!(f.packages_read);
+        let roles: Vec<(&str, &str, &str)> = f
+            .packages
+            .iter()
+            .map(|p| (p.name.as_str(), p.package.as_str(), p.version.as_str()))
+            .collect();
+        assert_eq!(
+            roles,
+            vec![
+                ("openssl", "libopenssl3", "3.1.4-150600.5.15.1"),
+                ("openssh-server", "openssh-server", "9.6p1-150600.6.15.2"),
+                ("python3", "python3-base", "3.6.15-150300.10.72.1"),
+                ("network-manager", "NetworkManager", "1:1.38.6-150500.3.3.1"),
+                ("iproute2", "iproute2", "6.4-150600.7.3.1"),
+            ]
+        );
+        let ssl = f.package("openssl").unwrap();
+        assert_eq!((ssl.source, ssl.line), (Source::RpmNdb, None));
+        assert_eq!(
+            ssl.evidence_text(),
+            "/usr/lib/sysimage/rpm/Packages.db: libopenssl3 3.1.4-150600.5.15.1"
+        );
     }
 }
