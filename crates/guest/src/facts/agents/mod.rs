@@ -538,3 +538,5 @@ pub fn agent_facts(guest: &GuestTree, kernel_cmdline: &[String]) -> AgentFacts {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_upstream;
