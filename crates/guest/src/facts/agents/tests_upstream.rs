@@ -299,3 +299,22 @@ fn sles15_python3_azure_agent_with_cloud_init() {
     );
     assert!(f.cloud_init.config.allows_azure());
 }
+
+#[test]
+fn of_two_agent_units_the_enabled_one_is_reported() {
+    // A distribution unit left beside the one the agent's own setup.py installed and enabled.
+    let both = || {
+        let m = rpm_root("python3.9");
+        waagent(m, "python3.9", "2.9.1.1", WAAGENT_SVC_REDHAT, &rhel_edits(WAAGENT_CONF)).file(
+            "/usr/lib/systemd/system/walinuxagent.service",
+            "[Service]\nExecStart=/usr/sbin/waagent -daemon\n[Install]\nWantedBy=multi-user.target\n",
+        )
+    };
+    let f = facts(both());
+    assert_eq!(f.waagent.service.systemd.name, "waagent.service");
+    assert!(f.waagent.enabled);
+    // waagent.service masked: neither starts, so the first candidate that exists is reported.
+    let f = facts(both().file("/etc/systemd/system/waagent.service", ""));
+    assert_eq!(f.waagent.service.systemd.name, "walinuxagent.service");
+    assert!(!f.waagent.enabled);
+}
