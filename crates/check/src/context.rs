@@ -13,7 +13,7 @@ use vhdprep_guest::facts::{
     system::{system_facts, SystemFacts},
 };
 use vhdprep_guest::inspect::{architecture, os, OsReport};
-use vhdprep_guest::{assemble, discover, Discovery, Guest};
+use vhdprep_guest::{assemble, discover, Discovery, Family, Guest};
 use vhdprep_partition::PartitionError;
 
 /// Why an image cannot be checked at all (exit status 2).
@@ -208,6 +208,17 @@ impl<'a> Context<'a> {
             .chain(o.id_like.iter())
             .map(|s| s.to_ascii_lowercase())
             .collect()
+    }
+
+    /// The guest's distribution family, from os-release `ID` then `ID_LIKE`
+    /// ([`Family::Unknown`] without os-release): it picks the commands and files remediations
+    /// name.
+    pub fn family(&self) -> Family {
+        self.os_ids()
+            .iter()
+            .map(|i| Family::of_id(i))
+            .find(|f| *f != Family::Unknown)
+            .unwrap_or(Family::Unknown)
     }
 
     /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).

@@ -55,6 +55,9 @@ struct NicConfig {
     line: Option<usize>,
     /// How to make it DHCP.
     fix: &'static str,
+    /// The configuration is not brought up at boot (`ONBOOT=no`, `STARTMODE=manual`,
+    /// `autoconnect=false`): what says so, and its line.
+    not_started: Option<(String, usize)>,
 }
 
 impl NicConfig {
@@ -101,6 +104,21 @@ fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             .ipaddr
             .as_ref()
             .map_or(String::new(), |a| format!(" IPADDR={}", a.value));
+        // Red Hat: ONBOOT=no (initscripts and NetworkManager's ifcfg-rh: autoconnect off);
+        // SUSE (wicked): STARTMODE=manual or off.
+        let not_started = f.onboot.as_ref().and_then(|o| {
+            let v = o.value.to_ascii_lowercase();
+            let off = match f.flavor {
+                "suse" => matches!(v.as_str(), "manual" | "off"),
+                _ => matches!(v.as_str(), "no" | "false" | "n"),
+            };
+            let key = if f.flavor == "suse" {
+                "STARTMODE"
+            } else {
+                "ONBOOT"
+            };
+            off.then(|| (format!("{key}={}", o.value), o.line))
+        });
         v.push(NicConfig {
             iface: Some(f.interface.clone()),
             mac_pinned: false,
@@ -108,13 +126,45 @@ fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             what: format!("BOOTPROTO={proto}{addr}"),
             path: f.path.clone(),
             line,
-            fix: "set BOOTPROTO=dhcp and remove IPADDR/NETMASK/GATEWAY",
+            fix: if f.flavor == "suse" {
+                "set BOOTPROTO='dhcp' and STARTMODE='auto', and remove IPADDR/NETMASK"
+            } else {
+                "set BOOTPROTO=dhcp and ONBOOT=yes, and remove IPADDR/NETMASK/GATEWAY"
+            },
+            not_started,
         });
     }
 }
 
+/// The interface names a keyfile applies to: `[connection] interface-name`, else the
+/// `[match] interface-name` list (`eth*;en*;`, negations `!x` left out), as one
+/// blank-separated pattern list; `None`: any device of its type.
+fn nm_interfaces(c: &vhdprep_guest::facts::system::network::NmConnection) -> Option<String> {
+    if let Some(i) = &c.interface_name {
+        return Some(i.value.clone());
+    }
+    let m = c.match_interface_name.as_ref()?;
+    let pats: Vec<&str> = m
+        .value
+        .split(';')
+        .map(|p| p.trim().trim_start_matches(['|', '&']))
+        .filter(|p| !p.is_empty() && !p.starts_with('!'))
+        .collect();
+    // Only negations: any device but those, which still includes the primary NIC.
+    (!pats.is_empty()).then(|| pats.join(" "))
+}
+
 fn nm_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
     for c in &n.nm_connections {
+        // Only Ethernet profiles bring up the synthetic NIC (bond/bridge/vlan profiles name
+        // their own devices; wifi, loopback and the like never match it).
+        let ethernet = c
+            .conn_type
+            .as_ref()
+            .is_none_or(|t| matches!(t.value.as_str(), "ethernet" | "802-3-ethernet"));
+        if !ethernet && c.interface_name.is_none() {
+            continue;
+        }
         let method = c.ipv4_method.as_ref().map_or("auto", |m| m.value.as_str());
         let ipv4 = match method {
             "auto" => Ipv4::Dhcp,
@@ -122,14 +172,22 @@ fn nm_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             "disabled" | "link-local" => Ipv4::NoAddress,
             _ => Ipv4::Other,
         };
+        let not_started = c.autoconnect.as_ref().and_then(|a| {
+            matches!(
+                a.value.to_ascii_lowercase().as_str(),
+                "false" | "no" | "0" | "off"
+            )
+            .then(|| (format!("autoconnect={}", a.value), a.line))
+        });
         v.push(NicConfig {
-            iface: c.interface_name.as_ref().map(|i| i.value.clone()),
+            iface: nm_interfaces(c),
             mac_pinned: c.mac_address.is_some(),
             ipv4,
             what: format!("[ipv4] method={method}"),
             path: c.path.clone(),
             line: c.ipv4_method.as_ref().map(|m| m.line),
-            fix: "set method=auto in the [ipv4] section and remove the address lines",
+            fix: "set method=auto in the [ipv4] section, remove the address lines and autoconnect=false (on a running build VM: nmcli connection modify <id> ipv4.method auto ipv4.addresses '' connection.autoconnect yes)",
+            not_started,
         });
     }
 }
@@ -161,6 +219,7 @@ fn netplan_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
                 path: f.path.clone(),
                 line: None,
                 fix: "set dhcp4: true and remove addresses/routes",
+                not_started: None,
             });
         }
     }
@@ -185,12 +244,21 @@ fn ifupdown_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: s.path.clone(),
             line: Some(s.line),
             fix: "write `iface <nic> inet dhcp` and remove the address/netmask/gateway lines",
+            not_started: None,
         });
     }
 }
 
 fn networkd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
     for f in &n.networkd {
+        // Files for other device types (wlan, containers' veth/host0) never match the NIC.
+        let other_type = f
+            .match_type
+            .as_ref()
+            .is_some_and(|t| !t.value.split_whitespace().any(|x| x == "ether"));
+        if other_type || !f.match_other.is_empty() {
+            continue;
+        }
         let dhcp = f.dhcp.as_ref().map_or("no", |d| d.value.as_str());
         let ipv4 = if matches!(
             dhcp.to_ascii_lowercase().as_str(),
@@ -210,6 +278,7 @@ fn networkd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: f.path.clone(),
             line: f.dhcp.as_ref().map(|d| d.line),
             fix: "set DHCP=yes in [Network] and remove Address=",
+            not_started: None,
         });
     }
 }
@@ -239,6 +308,7 @@ fn bsd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: l.path.clone(),
             line: Some(l.line),
             fix: "set ifconfig_<nic>=\"DHCP\" in /etc/rc.conf",
+            not_started: None,
         });
     }
     for l in &n.openbsd_hostname_if {
@@ -259,6 +329,7 @@ fn bsd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: l.path.clone(),
             line: Some(l.line),
             fix: "write `dhcp` (or `inet autoconf`) as the only line of /etc/hostname.<nic>",
+            not_started: None,
         });
     }
 }
@@ -321,7 +392,24 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
             c.line,
         ));
     }
-    if primary.iter().any(|c| c.ipv4 == Ipv4::Dhcp) {
+    for c in primary.iter().filter(|c| c.ipv4 == Ipv4::Dhcp) {
+        let Some((what, line)) = &c.not_started else {
+            continue;
+        };
+        let nic = c.iface.as_deref().unwrap_or("every NIC");
+        out.push(at(
+            Finding::new(ID, Severity::Error, format!("{} configures DHCP for {nic} but does not bring it up at boot ({what}): the VM would be unreachable", c.path))
+                .with_evidence(format!("{}: {what}; {}", place(&c.path, Some(*line)), c.what))
+                .with_remediation(c.fix),
+            &c.path,
+            Some(*line),
+        ));
+    }
+    redhat_service(sys, out);
+    if primary
+        .iter()
+        .any(|c| c.ipv4 == Ipv4::Dhcp && c.not_started.is_none())
+    {
         return;
     }
     let cloud_init_net = ctx.agents.as_ref().is_some_and(|a| {
@@ -331,8 +419,57 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
         out.push(
             Finding::new(ID, Severity::Warning, "nothing configures the primary NIC: no DHCP configuration for eth0, cloud-init does not write one (not running, or its networking is disabled) and NetworkManager is not installed")
                 .with_evidence("no ifcfg, netplan, ifupdown, systemd-networkd or NetworkManager configuration for eth0")
-                .with_remediation("add a DHCP configuration for eth0 (e.g. `auto eth0` + `iface eth0 inet dhcp` in /etc/network/interfaces.d/eth0), or let cloud-init configure networking"),
+                .with_remediation(format!("add a DHCP configuration for eth0: {}; or let cloud-init configure networking", ctx.family().dhcp_config_hint("eth0"))),
         );
+    }
+}
+
+/// Red Hat's two network services: an ifcfg file NetworkManager is told to leave alone
+/// (`NM_CONTROLLED=no`) with no legacy `network` service to bring it up, and
+/// `NETWORKING=no` for the legacy service with no NetworkManager.
+fn redhat_service(sys: &SystemFacts, out: &mut Collector) {
+    const ID: &str = "NET-001";
+    let n = &sys.network;
+    if n.network_manager.is_some() && n.network_scripts_service.is_none() {
+        for f in n
+            .ifcfg
+            .iter()
+            .filter(|f| f.flavor == "redhat" && PRIMARY_NAMES.contains(&f.interface.as_str()))
+        {
+            let Some(nm) = f
+                .nm_controlled
+                .as_ref()
+                .filter(|v| matches!(v.value.to_ascii_lowercase().as_str(), "no" | "n" | "false"))
+            else {
+                continue;
+            };
+            out.push(at(
+                Finding::new(ID, Severity::Error, format!("{} tells NetworkManager to leave {} unmanaged (NM_CONTROLLED={}), and the legacy network service that would bring it up is not installed: the VM would be unreachable", f.path, f.interface, nm.value))
+                    .with_evidence(format!("{}:{}: NM_CONTROLLED={}; NetworkManager installed; no /etc/rc.d/init.d/network", f.path, nm.line, nm.value))
+                    .with_remediation(format!("set NM_CONTROLLED=yes in {} (or delete the line)", f.path)),
+                &f.path,
+                Some(nm.line),
+            ));
+        }
+    }
+    if let (Some(sc), Some(svc), None) = (
+        &n.sysconfig_network,
+        &n.network_scripts_service,
+        &n.network_manager,
+    ) {
+        if let Some(v) = sc
+            .networking
+            .as_ref()
+            .filter(|v| v.value.eq_ignore_ascii_case("no"))
+        {
+            out.push(at(
+                Finding::new(ID, Severity::Error, format!("{} sets NETWORKING=no: the network service ({}) brings no interface up and NetworkManager is not installed, so the VM would be unreachable", sc.path, svc.path))
+                    .with_evidence(format!("{}:{}: NETWORKING={}", sc.path, v.line, v.value))
+                    .with_remediation(format!("set NETWORKING=yes in {}", sc.path)),
+                &sc.path,
+                Some(v.line),
+            ));
+        }
     }
 }
 
@@ -461,10 +598,11 @@ fn naming(ctx: &Context, configs: &[NicConfig], out: &mut Collector) {
     };
     out.evaluated(ID);
     let ifnames0 = cmdline.value("net.ifnames").last() == Some(&"0");
+    let add_ifnames = ctx.family().kernel_args_command("net.ifnames=0");
     let (hits, message, fix) = if ifnames0 {
-        (pred, "the kernel command line sets net.ifnames=0, so the NIC is eth0, but this configuration names", "configure eth0 instead")
+        (pred, "the kernel command line sets net.ifnames=0, so the NIC is eth0, but this configuration names", "configure eth0 instead".to_string())
     } else {
-        (eth, "the kernel command line does not set net.ifnames=0, so udev may give the NIC a predictable name, but this configuration hard-codes", "add net.ifnames=0 to GRUB_CMDLINE_LINUX in /etc/default/grub and regenerate grub.cfg (update-grub, or grub2-mkconfig -o <grub.cfg>)")
+        (eth, "the kernel command line does not set net.ifnames=0, so udev may give the NIC a predictable name, but this configuration hard-codes", add_ifnames)
     };
     for (c, name) in hits {
         out.push(at(
@@ -479,7 +617,7 @@ fn naming(ctx: &Context, configs: &[NicConfig], out: &mut Collector) {
                 c.what,
                 cmdline.raw
             ))
-            .with_remediation(fix),
+            .with_remediation(fix.clone()),
             &c.path,
             c.line,
         ));
