@@ -379,3 +379,42 @@ fn rhel_static_ifcfg_and_sles_manual_start() {
     assert_fires(&r, "SYS-011", Severity::Warning);
     no_debian_fixes(&r);
 }
+
+const AZURELINUX_OS_RELEASE: &str = "NAME=\"Microsoft Azure Linux\"\nVERSION=\"3.0.20240727\"\nID=azurelinux\nVERSION_ID=\"3.0\"\nPRETTY_NAME=\"Microsoft Azure Linux 3.0\"\nANSI_COLOR=\"1;34\"\n";
+/// What Azure Linux's (CBL-Mariner's) systemd package installs for networkd.
+const DHCP_EN: &str = "[Match]\nName=e*\n\n[Network]\nDHCP=yes\n";
+
+#[test]
+fn azure_linux_networkd() {
+    let mut v = Variant::of("gen2-gpt-ext4");
+    v.write("/etc/os-release", AZURELINUX_OS_RELEASE)
+        .write("/etc/systemd/network/99-dhcp-en.network", DHCP_EN)
+        // An image builder's way of turning a file off: networkd skips empty files.
+        .write("/etc/systemd/network/98-off.network", "")
+        .write(
+            "/etc/cloud/cloud.cfg.d/99-no-net.cfg",
+            "network: {config: disabled}\n",
+        );
+    guide_extras(&mut v);
+    let r = v.check(&vhdprep_check::Policy::default());
+    assert!(
+        findings(&r, "NET-001").is_empty(),
+        "{:#?}",
+        findings(&r, "NET-001")
+    );
+    assert_quiet(&r, "NET-003");
+    // cloud-init's networking is off, but the image's own networkd file does DHCP.
+    let ci = findings(&r, "AGENT-011");
+    assert!(ci.iter().all(|f| f.severity == Severity::Info), "{ci:#?}");
+
+    v.write(
+        "/etc/systemd/network/99-dhcp-en.network",
+        "[Match]\nName=e*\n\n[Network]\nDHCP=no\nAddress=10.0.0.4/24\nGateway=10.0.0.1\n",
+    );
+    let r = v.check(&vhdprep_check::Policy::default());
+    let net = assert_fires(&r, "NET-001", Severity::Error);
+    assert_eq!(net.len(), 1, "{net:#?}");
+    assert!(net[0].message.contains("static IPv4"));
+    assert!(net[0].remediation.as_deref().unwrap().contains("DHCP=yes"));
+    no_debian_fixes(&r);
+}

@@ -225,4 +225,53 @@ mod tests {
         assert_eq!(Family::of(&parse("")), Family::Unknown);
         assert!(Family::Suse.uses_rpm() && !Family::Debian.uses_rpm());
     }
+
+    #[test]
+    fn each_family_names_its_own_tools() {
+        use Family::*;
+        assert_eq!(
+            Suse.install_command(Suse.waagent_package()),
+            "zypper install python3-azure-agent"
+        );
+        assert_eq!(
+            RedHat.upgrade_command("WALinuxAgent"),
+            "dnf upgrade WALinuxAgent"
+        );
+        assert_eq!(
+            AzureLinux.install_command(AzureLinux.hyperv_daemons_package()),
+            "tdnf install hyperv-daemons"
+        );
+        assert_eq!(Suse.hyperv_daemons_package(), "hyper-v");
+        assert_eq!(
+            (Debian.ssh_unit(), RedHat.ssh_unit()),
+            ("ssh.service", "sshd.service")
+        );
+        assert_eq!(
+            (Debian.chrony_conf(), Suse.chrony_conf()),
+            ("/etc/chrony/chrony.conf", "/etc/chrony.conf")
+        );
+        assert_eq!(RedHat.chrony_unit(), "chronyd.service");
+        assert!(RedHat
+            .kernel_args_command("net.ifnames=0")
+            .starts_with("`grubby --update-kernel=ALL --args=\"net.ifnames=0\"`"));
+        assert!(Suse
+            .kernel_args_command("x=1")
+            .contains("grub2-mkconfig -o /boot/grub2/grub.cfg"));
+        assert!(Debian.kernel_args_command("x=1").contains("update-grub"));
+        assert!(RedHat.dhcp_config_hint("eth0").contains("nmcli --offline connection add type ethernet con-name eth0 ifname eth0 ipv4.method auto"));
+        assert!(Suse.dhcp_config_hint("eth0").contains("STARTMODE='auto'"));
+        assert!(AzureLinux.dhcp_config_hint("eth0").contains("DHCP=yes"));
+        for f in [RedHat, Suse, AzureLinux] {
+            for text in [
+                f.install_command("x"),
+                f.upgrade_command("x"),
+                f.kernel_args_command("x=1"),
+                f.dhcp_config_hint("eth0"),
+            ] {
+                for debian in ["apt", "update-grub", "/etc/network/interfaces", "netplan"] {
+                    assert!(!text.contains(debian), "{f:?}: {text}");
+                }
+            }
+        }
+    }
 }

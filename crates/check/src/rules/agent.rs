@@ -657,18 +657,22 @@ fn own_dhcp(net: &NetworkFacts) -> Option<String> {
             s.path, s.line, s.interface
         ));
     }
+    // ifcfg: `dhcp`, and SUSE's `dhcp4`/`dhcp6` too.
     if let Some(f) = net.ifcfg.iter().find(|f| {
         f.bootproto
             .as_ref()
-            .is_some_and(|b| b.value.eq_ignore_ascii_case("dhcp"))
+            .is_some_and(|b| b.value.to_ascii_lowercase().starts_with("dhcp"))
     }) {
         return Some(format!("{}: BOOTPROTO=dhcp", f.path));
     }
-    if let Some(n) = net
-        .nm_connections
-        .iter()
-        .find(|n| !n.cloud_init && n.ipv4_method.as_ref().is_some_and(|m| m.value == "auto"))
-    {
+    // A keyfile without an [ipv4] method gets NetworkManager's default, auto.
+    if let Some(n) = net.nm_connections.iter().find(|n| {
+        !n.cloud_init
+            && n.ipv4_method.as_ref().is_none_or(|m| m.value == "auto")
+            && n.conn_type
+                .as_ref()
+                .is_none_or(|t| matches!(t.value.as_str(), "ethernet" | "802-3-ethernet"))
+    }) {
         return Some(format!("{}: ipv4 method=auto", n.path));
     }
     if let Some(n) = net.netplan.iter().find(|n| {

@@ -889,6 +889,45 @@ mod tests {
     }
 
     #[test]
+    fn keyfile_match_lists() {
+        use vhdprep_guest::facts::system::network::parse_nm_keyfile;
+        let k = |t: &str| nm_interfaces(&parse_nm_keyfile("/x.nmconnection", t));
+        assert_eq!(
+            k("[connection]\ninterface-name=eth0\n[match]\ninterface-name=x\n").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=eth*;en*;\n").as_deref(),
+            Some("eth* en*")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=eth*;!eth1;\n").as_deref(),
+            Some("eth*")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=!eth1;\n"),
+            None,
+            "any device but eth1"
+        );
+        assert_eq!(k("[connection]\ntype=ethernet\n"), None);
+        // A wifi or loopback profile without a device name never brings up the NIC.
+        let mut v = Vec::new();
+        let mut n = NetworkFacts::default();
+        n.nm_connections.push(parse_nm_keyfile(
+            "/w",
+            "[connection]\ntype=wifi\n[ipv4]\nmethod=disabled\n",
+        ));
+        n.nm_connections.push(parse_nm_keyfile(
+            "/e",
+            "[connection]\ntype=ethernet\nautoconnect=no\n",
+        ));
+        nm_configs(&n, &mut v);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].primary() && v[0].ipv4 == Ipv4::Dhcp);
+        assert_eq!(v[0].not_started, Some(("autoconnect=no".to_string(), 3)));
+    }
+
+    #[test]
     fn blocking_lines() {
         assert!(blocks(
             "-A OUTPUT -d 168.63.129.16/32 -p tcp -m conntrack --ctstate INVALID,NEW -j DROP"

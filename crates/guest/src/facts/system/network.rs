@@ -528,6 +528,9 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             let Some(text) = read_text(g, &p) else {
                 continue;
             };
+            if text.trim().is_empty() {
+                continue; // No [connection]: NetworkManager loads no profile from it.
+            }
             f.nm_connections.push(parse_nm_keyfile(&p, &text));
         }
     }
@@ -578,6 +581,11 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             let Some(text) = read_text(g, &p) else {
                 continue;
             };
+            // networkd skips an empty file (`null_or_empty_path`), as it does a link to
+            // /dev/null: image builders empty 99-dhcp-en.network to turn it off.
+            if text.trim().is_empty() {
+                continue;
+            }
             f.networkd.push(parse_networkd(&p, &text));
         }
     }
@@ -887,6 +895,7 @@ mod tests {
                     "/etc/systemd/network/80-wifi.network",
                     "[Match]\nType=wlan\n[Network]\nDHCP=yes\n",
                 ),
+                ("/etc/systemd/network/90-emptied.network", ""),
                 (
                     "/etc/systemd/network/80-container.network",
                     "[Match]\nVirtualization=container\nName=host0\n[Network]\nDHCP=no\nDHCP=yes\n",
