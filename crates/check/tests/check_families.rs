@@ -211,6 +211,13 @@ fn rhel9_prepared_as_the_guide_says_is_quiet() {
     for keyfile in [false, true] {
         let mut v = rhel(keyfile);
         guide_extras(&mut v);
+        if keyfile {
+            // A disabled profile for eth0 beside the active keyfile is harmless.
+            v.write(
+                "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                IFCFG_ETH0.replace("ONBOOT=yes", "ONBOOT=no"),
+            );
+        }
         let r = v.check(&vhdprep_check::Policy::default());
         assert!(loud(&r).is_empty(), "keyfile {keyfile}: {:#?}", loud(&r));
         for id in [
@@ -317,9 +324,18 @@ fn rhel_static_keyfile_unmanaged_ifcfg_and_unknown_selinux_mode() {
     )
     .edit("/etc/selinux/config", |t| {
         t.replace("SELINUX=enforcing", "SELINUX=enforcin")
-    });
+    })
+    .write(
+        "/etc/NetworkManager/conf.d/90-quiet.conf",
+        "[keyfile]\nunmanaged-devices=interface-name:eth*\n",
+    );
     let r = v.check(&vhdprep_check::Policy::default());
-    let net = assert_fires(&r, "NET-001", Severity::Error);
+    let all = assert_fires(&r, "NET-001", Severity::Error);
+    let (unmanaged, net): (Vec<_>, Vec<_>) = all
+        .into_iter()
+        .partition(|f| f.severity == Severity::Warning);
+    assert_eq!(unmanaged.len(), 1, "{unmanaged:#?}");
+    assert!(unmanaged[0].message.contains("interface-name:eth*"));
     assert_eq!(net.len(), 2, "{net:#?}");
     let line = fixed.lines().position(|l| l == "method=manual").unwrap() + 1;
     assert!(net[0].message.contains("static IPv4"), "{}", net[0].message);

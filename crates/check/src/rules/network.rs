@@ -87,7 +87,8 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
-    for f in &n.ifcfg {
+    // A port of a bond, bridge or team gets its address from that device's configuration.
+    for f in n.ifcfg.iter().filter(|f| f.controller.is_none()) {
         let proto = f.bootproto.as_ref().map_or("none", |b| b.value.as_str());
         let proto_l = proto.to_ascii_lowercase();
         let ipv4 = if proto_l.starts_with("dhcp") || proto_l == "autoip" {
@@ -162,7 +163,7 @@ fn nm_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             .conn_type
             .as_ref()
             .is_none_or(|t| matches!(t.value.as_str(), "ethernet" | "802-3-ethernet"));
-        if !ethernet && c.interface_name.is_none() {
+        if (!ethernet && c.interface_name.is_none()) || c.controller.is_some() {
             continue;
         }
         let method = c.ipv4_method.as_ref().map_or("auto", |m| m.value.as_str());
@@ -392,7 +393,15 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
             c.line,
         ));
     }
-    for c in primary.iter().filter(|c| c.ipv4 == Ipv4::Dhcp) {
+    // A DHCP configuration that is not brought up at boot matters only when no other one
+    // for the primary NIC is (a disabled profile beside the active one is harmless).
+    let started_dhcp = primary
+        .iter()
+        .any(|c| c.ipv4 == Ipv4::Dhcp && c.not_started.is_none());
+    for c in primary
+        .iter()
+        .filter(|c| c.ipv4 == Ipv4::Dhcp && !started_dhcp)
+    {
         let Some((what, line)) = &c.not_started else {
             continue;
         };
@@ -406,10 +415,7 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
         ));
     }
     redhat_service(sys, out);
-    if primary
-        .iter()
-        .any(|c| c.ipv4 == Ipv4::Dhcp && c.not_started.is_none())
-    {
+    if started_dhcp {
         return;
     }
     let cloud_init_net = ctx.agents.as_ref().is_some_and(|a| {
@@ -424,12 +430,52 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
     }
 }
 
+/// The entry of a NetworkManager `unmanaged-devices=` value that leaves the primary NIC
+/// unmanaged (`*`, `interface-name:eth0` or a glob matching it, `driver:hv_netvsc`); `None`
+/// when the list has `except:` entries (not judged) or nothing matching.
+fn unmanages_primary(line: &str) -> Option<String> {
+    let value = line.split_once('=')?.1;
+    let specs: Vec<&str> = value
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect();
+    if specs.iter().any(|x| x.starts_with("except:")) {
+        return None;
+    }
+    specs
+        .iter()
+        .find(|x| {
+            let name = x
+                .strip_prefix("interface-name:")
+                .map(|n| n.trim_start_matches(['=', '~']));
+            **x == "*"
+                || **x == "driver:hv_netvsc"
+                || name.is_some_and(|n| PRIMARY_NAMES.iter().any(|p| glob(n, p)))
+        })
+        .map(|x| x.to_string())
+}
+
 /// Red Hat's two network services: an ifcfg file NetworkManager is told to leave alone
 /// (`NM_CONTROLLED=no`) with no legacy `network` service to bring it up, and
 /// `NETWORKING=no` for the legacy service with no NetworkManager.
 fn redhat_service(sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "NET-001";
     let n = &sys.network;
+    if n.network_manager.is_some() {
+        for l in &n.nm_unmanaged_devices {
+            let Some(spec) = unmanages_primary(&l.text) else {
+                continue;
+            };
+            out.push(at(
+                Finding::new(ID, Severity::Warning, format!("{} tells NetworkManager to leave the synthetic NIC unmanaged ({spec}): unless another network service configures eth0, the VM is unreachable", l.path))
+                    .with_evidence(format!("{}:{}: {}", l.path, l.line, l.text))
+                    .with_remediation("unmanage only the accelerated-networking VF: unmanaged-devices=driver:mlx4_core;driver:mlx5_core (or the 68-azure-sriov-nm-unmanaged.rules udev rule)"),
+                &l.path,
+                Some(l.line),
+            ));
+        }
+    }
     if n.network_manager.is_some() && n.network_scripts_service.is_none() {
         for f in n
             .ifcfg
@@ -886,6 +932,24 @@ mod tests {
         assert!(
             !predictable_name("eth0") && !predictable_name("enP1s1") && !predictable_name("ens")
         );
+    }
+
+    #[test]
+    fn unmanaged_devices_that_catch_the_nic() {
+        assert_eq!(
+            unmanages_primary("unmanaged-devices=*").as_deref(),
+            Some("*")
+        );
+        assert_eq!(
+            unmanages_primary("unmanaged-devices=interface-name:eth*;mac:00:11:22:33:44:55")
+                .as_deref(),
+            Some("interface-name:eth*")
+        );
+        assert!(unmanages_primary("unmanaged-devices=driver:hv_netvsc").is_some());
+        assert!(unmanages_primary("unmanaged-devices=interface-name:=eth0").is_some());
+        assert!(unmanages_primary("unmanaged-devices=driver:mlx4_core;driver:mlx5_core").is_none());
+        assert!(unmanages_primary("unmanaged-devices=*,except:interface-name:eth0").is_none());
+        assert!(unmanages_primary("unmanaged-devices=interface-name:eth1").is_none());
     }
 
     #[test]

@@ -56,6 +56,10 @@ pub struct IfcfgFile {
     /// `PERSISTENT_DHCLIENT=`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub persistent_dhclient: Option<Value>,
+    /// `MASTER=`, `BRIDGE=` or `TEAM_MASTER=` (Red Hat): the device is enslaved, its
+    /// addresses come from the bond, bridge or team it is part of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<Value>,
 }
 
 /// Red Hat's `/etc/sysconfig/network` (a file there; on SUSE the path is a directory).
@@ -96,6 +100,10 @@ pub struct NmConnection {
     pub match_interface_name: Option<Value>,
     /// `[ipv4] address1=` ... lines (static addresses).
     pub ipv4_addresses: usize,
+    /// `[connection] controller=` (or the older `master=`): a port of a bond, bridge or team,
+    /// whose addresses come from that device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<Value>,
     /// `[ipv4] method=` (`auto`, `manual` ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4_method: Option<Value>,
@@ -207,7 +215,8 @@ pub struct NetworkFacts {
     pub sriov_udev_rule: Option<PathFact>,
     /// That rule sets `ENV{NM_UNMANAGED}="1"`.
     pub sriov_nm_unmanaged: bool,
-    /// `unmanaged-devices=` lines in `/etc/NetworkManager/conf.d/*.conf`.
+    /// `unmanaged-devices=` lines of NetworkManager.conf and the `conf.d/*.conf` files in
+    /// `/usr/lib` and `/etc`.
     pub nm_unmanaged_devices: Vec<LineRef>,
     /// FreeBSD `ifconfig_*=` lines of `/etc/rc.conf`.
     pub freebsd_ifconfig: Vec<LineRef>,
@@ -262,6 +271,10 @@ fn ifcfg_file(g: &GuestTree, path: &str, flavor: &'static str, iface: &str) -> O
         nm_controlled: get("NM_CONTROLLED"),
         ipv6init: get("IPV6INIT"),
         persistent_dhclient: get("PERSISTENT_DHCLIENT"),
+        controller: get("MASTER")
+            .or_else(|| get("BRIDGE"))
+            .or_else(|| get("TEAM_MASTER"))
+            .filter(|v| flavor == "redhat" && !v.value.is_empty()),
     })
 }
 
@@ -307,6 +320,9 @@ pub fn parse_nm_keyfile(path: &str, text: &str) -> NmConnection {
         interface_name: ini_get(text, "connection", "interface-name"),
         match_interface_name: ini_get(text, "match", "interface-name"),
         ipv4_addresses,
+        controller: ini_get(text, "connection", "controller")
+            .or_else(|| ini_get(text, "connection", "master"))
+            .filter(|v| !v.value.is_empty()),
         ipv4_method: ini_get(text, "ipv4", "method"),
         mac_address: ini_get(text, "ethernet", "mac-address")
             .or_else(|| ini_get(text, "802-3-ethernet", "mac-address")),
@@ -595,7 +611,11 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             .lines()
             .any(|l| !l.trim_start().starts_with('#') && l.contains("ENV{NM_UNMANAGED}=\"1\""));
     }
-    for p in glob_dir(g, "/etc/NetworkManager/conf.d", "*.conf") {
+    // NetworkManager.conf, then the vendor and the administrator's conf.d (NetworkManager.conf(5)).
+    let mut nm_conf = vec!["/etc/NetworkManager/NetworkManager.conf".to_string()];
+    nm_conf.extend(glob_dir(g, "/usr/lib/NetworkManager/conf.d", "*.conf"));
+    nm_conf.extend(glob_dir(g, "/etc/NetworkManager/conf.d", "*.conf"));
+    for p in nm_conf {
         let Some(text) = read_text(g, &p) else {
             continue;
         };
@@ -813,6 +833,18 @@ mod tests {
             "00:0D:3A:00:00:01",
         ]);
         let bond = nmcli_keyfile(&["type", "bond", "con-name", "bond0", "ifname", "bond0"]);
+        let port = nmcli_keyfile(&[
+            "type",
+            "ethernet",
+            "con-name",
+            "bond0-port",
+            "ifname",
+            "eth0",
+            "master",
+            "bond0",
+            "slave-type",
+            "bond",
+        ]);
         let dir = "/etc/NetworkManager/system-connections";
         let g = tree(
             &[
@@ -820,6 +852,7 @@ mod tests {
                 (&format!("{dir}/static.nmconnection"), &fixed),
                 (&format!("{dir}/cloud.nmconnection"), &matched),
                 (&format!("{dir}/bond0.nmconnection"), &bond),
+                (&format!("{dir}/bond0-port.nmconnection"), &port),
                 (&format!("{dir}/eth0.nmconnection.bak"), &fixed),
                 (&format!("{dir}/.hidden.nmconnection"), &fixed),
                 ("/usr/lib/NetworkManager/system-connections/legacy", &fixed),
@@ -831,6 +864,7 @@ mod tests {
         assert_eq!(
             names,
             [
+                "/etc/NetworkManager/system-connections/bond0-port.nmconnection",
                 "/etc/NetworkManager/system-connections/bond0.nmconnection",
                 "/etc/NetworkManager/system-connections/cloud.nmconnection",
                 "/etc/NetworkManager/system-connections/eth0.nmconnection",
@@ -851,6 +885,9 @@ mod tests {
             by("static.nmconnection"),
         );
         assert_eq!(b.conn_type.as_ref().unwrap().value, "bond");
+        let p = by("bond0-port.nmconnection");
+        assert_eq!(p.controller.as_ref().unwrap().value, "bond0");
+        assert!(e.controller.is_none());
         assert_eq!(e.conn_type.as_ref().unwrap().value, "ethernet");
         assert_eq!(e.interface_name.as_ref().unwrap().value, "eth0");
         assert_eq!(e.ipv4_method.as_ref().unwrap().value, "auto");
@@ -963,6 +1000,46 @@ mod tests {
             "wicked takes the name from the file"
         );
         assert_eq!(f.ifcfg[0].onboot.as_ref().unwrap().value, "auto");
+    }
+
+    #[test]
+    fn ifcfg_ports_of_bonds_and_bridges() {
+        let g = tree(
+            &[
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                    "DEVICE=eth0\nMASTER=bond0\nSLAVE=yes\nBOOTPROTO=none\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth1",
+                    "DEVICE=eth1\nBRIDGE=br0\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-bond0",
+                    "DEVICE=bond0\nTYPE=Bond\nBOOTPROTO=dhcp\n",
+                ),
+            ],
+            &[],
+        );
+        let f = gather(&g);
+        let c: Vec<(&str, Option<&str>)> = f
+            .ifcfg
+            .iter()
+            .map(|i| {
+                (
+                    i.interface.as_str(),
+                    i.controller.as_ref().map(|v| v.value.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            c,
+            [
+                ("bond0", None),
+                ("eth0", Some("bond0")),
+                ("eth1", Some("br0"))
+            ]
+        );
     }
 
     #[test]
