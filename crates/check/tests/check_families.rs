@@ -434,3 +434,35 @@ fn azure_linux_networkd() {
     assert!(net[0].remediation.as_deref().unwrap().contains("DHCP=yes"));
     no_debian_fixes(&r);
 }
+
+#[test]
+fn rhel_server_no_auto_default_without_a_configuration() {
+    let mut v = rhel(false);
+    v.remove("/etc/sysconfig/network-scripts/ifcfg-eth0")
+        .write(
+            "/usr/lib/NetworkManager/conf.d/00-server.conf",
+            "# This configuration file changes NetworkManager's behavior to\n# what's expected on \"traditional UNIX server\" type deployments.\n#\n# See \"man NetworkManager.conf\" for more information about these\n# and other keys.\n\n[main]\nno-auto-default=*\nignore-carrier=*\n",
+        )
+        .write(
+            "/etc/cloud/cloud.cfg.d/99-disable-network-config.cfg",
+            "network: {config: disabled}\n",
+        );
+    let r = v.check(&vhdprep_check::Policy::default());
+    let net = assert_fires(&r, "NET-001", Severity::Warning);
+    assert_eq!(net.len(), 1, "{net:#?}");
+    assert!(
+        net[0].message.contains("no-auto-default=*"),
+        "{}",
+        net[0].message
+    );
+    assert!(net[0]
+        .evidence
+        .as_deref()
+        .unwrap()
+        .contains("/usr/lib/NetworkManager/conf.d/00-server.conf:8"));
+    assert!(net[0]
+        .remediation
+        .as_deref()
+        .unwrap()
+        .contains("nmcli --offline"));
+}

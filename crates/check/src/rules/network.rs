@@ -15,8 +15,8 @@ use vhdprep_guest::facts::system::{LineRef, SystemFacts};
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
-    rule("NET-001", Severity::Error, "Primary NIC on DHCP", "The primary NIC (eth0, hn0, hvn0, or a configuration matching any NIC) must use DHCP: a static IPv4 configuration in ifcfg, NetworkManager, netplan, ifupdown, systemd-networkd or the BSD rc files leaves the VM unreachable. A warning when nothing configures the NIC and neither cloud-init nor NetworkManager will.", "[RHEL] ifcfg-eth0; [ORACLE]; [OPENBSD]; [NO-AGENT]")
-        .deviating("The catalogue names static configurations only; vhdprep also warns when no DHCP configuration exists and neither cloud-init (networking enabled) nor NetworkManager would bring the NIC up."),
+    rule("NET-001", Severity::Error, "Primary NIC on DHCP", "The primary NIC (eth0, hn0, hvn0, or a configuration matching any NIC) must use DHCP and be brought up at boot: a static IPv4 configuration in ifcfg, NetworkManager, netplan, ifupdown, systemd-networkd or the BSD rc files, ONBOOT=no, STARTMODE=manual, autoconnect=false, or NM_CONTROLLED=no without the legacy network service leaves the VM unreachable. A warning when nothing configures the NIC and neither cloud-init nor NetworkManager (no-auto-default) will, or when unmanaged-devices takes in the NIC.", "[RHEL] ifcfg-eth0; [ORACLE]; [OPENBSD]; [NO-AGENT]")
+        .deviating("The catalogue names static configurations (and ifcfg's ONBOOT=yes); vhdprep also reports NM_CONTROLLED=no without the legacy network service and NETWORKING=no without NetworkManager as errors, and warns when no DHCP configuration exists and neither cloud-init (networking enabled) nor NetworkManager (an automatic connection, unless no-auto-default covers the NIC) would bring the NIC up, or when unmanaged-devices takes in the synthetic NIC."),
     rule("NET-002", Severity::Warning, "No MAC-pinned NIC configuration", "No persistent-net udev rules (70-persistent-net.rules, 85-persistent-net-cloud-init.rules), an unmasked 75-persistent-net-generator.rules, HWADDR=/MACADDR= in ifcfg, or MAC matches in netplan, NetworkManager or networkd files not written by cloud-init: a VM's NIC has a new MAC.", "[SUSE] step 11; [ORACLE]; [WALA] osutil/default.py"),
     rule("NET-003", Severity::Warning, "Interface names match net.ifnames", "With net.ifnames=0 on the effective kernel command line the NIC is eth0; without it, configurations should not hard-code eth0. With it, configurations naming predictable names (ens*, enp*) never match.", "[GENERIC]; [RHEL]; [ORACLE]"),
     rule("NET-004", Severity::Info, "SR-IOV VF unmanaged by NetworkManager", "With NetworkManager, the accelerated-networking VF must be unmanaged: 68-azure-sriov-nm-unmanaged.rules (ENV{NM_UNMANAGED}=\"1\") or unmanaged-devices=driver:mlx4_core,driver:mlx5_core. A warning when accelerated networking is declared, information otherwise.", "[RHEL]; [CIV-AZURE] test_68_azure_sriov_nm_unmanaged_rules_file_content")
@@ -421,19 +421,56 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
     let cloud_init_net = ctx.agents.as_ref().is_some_and(|a| {
         a.cloud_init.runs_at_boot && a.cloud_init.config.network_config_disabled.is_none()
     });
-    if primary.is_empty() && !cloud_init_net && sys.network.network_manager.is_none() {
+    // NetworkManager brings up an unconfigured Ethernet NIC with DHCP ("Wired connection 1")
+    // unless no-auto-default covers it, as RHEL's 00-server.conf does with `*`.
+    let n = &sys.network;
+    let no_auto_default = nm_effective(&n.nm_no_auto_default, "no-auto-default")
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|l| catches_primary(&l.text).map(|spec| (l, spec)));
+    let nm_auto = n.network_manager.is_some() && no_auto_default.is_none();
+    if primary.is_empty() && !cloud_init_net && !nm_auto {
+        let (nm, mut evidence) = match no_auto_default.filter(|_| n.network_manager.is_some()) {
+            Some((l, spec)) => (
+                format!(
+                    "NetworkManager makes no automatic connection for it (no-auto-default={spec})"
+                ),
+                format!("; {}:{}: {}", l.path, l.line, l.text),
+            ),
+            None => ("NetworkManager is not installed".to_string(), String::new()),
+        };
+        evidence.insert_str(0, "no ifcfg, netplan, ifupdown, systemd-networkd or NetworkManager configuration for eth0");
         out.push(
-            Finding::new(ID, Severity::Warning, "nothing configures the primary NIC: no DHCP configuration for eth0, cloud-init does not write one (not running, or its networking is disabled) and NetworkManager is not installed")
-                .with_evidence("no ifcfg, netplan, ifupdown, systemd-networkd or NetworkManager configuration for eth0")
+            Finding::new(ID, Severity::Warning, format!("nothing configures the primary NIC: no DHCP configuration for eth0, cloud-init does not write one (not running, or its networking is disabled) and {nm}"))
+                .with_evidence(evidence)
                 .with_remediation(format!("add a DHCP configuration for eth0: {}; or let cloud-init configure networking", ctx.family().dhcp_config_hint("eth0"))),
         );
     }
 }
 
-/// The entry of a NetworkManager `unmanaged-devices=` value that leaves the primary NIC
-/// unmanaged (`*`, `interface-name:eth0` or a glob matching it, `driver:hv_netvsc`); `None`
+/// The lines that make up the effective value of a NetworkManager list key, given its lines in
+/// the order NetworkManager reads them: the last plain `key=` and the `key+=` after it;
+/// `None` when a `key-=` removes entries (not judged).
+fn nm_effective<'a>(lines: &'a [LineRef], key: &str) -> Option<Vec<&'a LineRef>> {
+    let mut out = Vec::new();
+    for l in lines {
+        let Some((k, _)) = l.text.split_once('=') else {
+            continue;
+        };
+        match k.trim().strip_prefix(key).map(str::trim) {
+            Some("") => out = vec![l],
+            Some("+") => out.push(l),
+            Some("-") => return None,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// The entry of a NetworkManager device list (`unmanaged-devices=`, `no-auto-default=`) that
+/// takes in the primary NIC (`*`, `interface-name:eth0` or a glob matching it, `driver:hv_netvsc`); `None`
 /// when the list has `except:` entries (not judged) or nothing matching.
-fn unmanages_primary(line: &str) -> Option<String> {
+fn catches_primary(line: &str) -> Option<String> {
     let value = line.split_once('=')?.1;
     let specs: Vec<&str> = value
         .split([';', ','])
@@ -463,8 +500,8 @@ fn redhat_service(sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "NET-001";
     let n = &sys.network;
     if n.network_manager.is_some() {
-        for l in &n.nm_unmanaged_devices {
-            let Some(spec) = unmanages_primary(&l.text) else {
+        for l in nm_effective(&n.nm_unmanaged_devices, "unmanaged-devices").unwrap_or_default() {
+            let Some(spec) = catches_primary(&l.text) else {
                 continue;
             };
             out.push(at(
@@ -935,21 +972,38 @@ mod tests {
     }
 
     #[test]
+    fn later_nm_keys_override_earlier_ones() {
+        let l = |t: &str, n| LineRef {
+            path: "/x.conf".into(),
+            line: n,
+            text: t.into(),
+        };
+        let lines = [
+            l("no-auto-default=*", 1),
+            l("no-auto-default=", 2),
+            l("no-auto-default+=mac:00:11:22:33:44:55", 3),
+            l("no-auto-default-x=1", 4),
+        ];
+        let e = nm_effective(&lines, "no-auto-default").unwrap();
+        assert_eq!(e.iter().map(|l| l.line).collect::<Vec<_>>(), [2, 3]);
+        assert!(e.iter().all(|l| catches_primary(&l.text).is_none()));
+        let lines = [l("unmanaged-devices=*", 1), l("unmanaged-devices-=*", 2)];
+        assert!(nm_effective(&lines, "unmanaged-devices").is_none());
+    }
+
+    #[test]
     fn unmanaged_devices_that_catch_the_nic() {
+        assert_eq!(catches_primary("unmanaged-devices=*").as_deref(), Some("*"));
         assert_eq!(
-            unmanages_primary("unmanaged-devices=*").as_deref(),
-            Some("*")
-        );
-        assert_eq!(
-            unmanages_primary("unmanaged-devices=interface-name:eth*;mac:00:11:22:33:44:55")
+            catches_primary("unmanaged-devices=interface-name:eth*;mac:00:11:22:33:44:55")
                 .as_deref(),
             Some("interface-name:eth*")
         );
-        assert!(unmanages_primary("unmanaged-devices=driver:hv_netvsc").is_some());
-        assert!(unmanages_primary("unmanaged-devices=interface-name:=eth0").is_some());
-        assert!(unmanages_primary("unmanaged-devices=driver:mlx4_core;driver:mlx5_core").is_none());
-        assert!(unmanages_primary("unmanaged-devices=*,except:interface-name:eth0").is_none());
-        assert!(unmanages_primary("unmanaged-devices=interface-name:eth1").is_none());
+        assert!(catches_primary("unmanaged-devices=driver:hv_netvsc").is_some());
+        assert!(catches_primary("unmanaged-devices=interface-name:=eth0").is_some());
+        assert!(catches_primary("unmanaged-devices=driver:mlx4_core;driver:mlx5_core").is_none());
+        assert!(catches_primary("unmanaged-devices=*,except:interface-name:eth0").is_none());
+        assert!(catches_primary("unmanaged-devices=interface-name:eth1").is_none());
     }
 
     #[test]

@@ -215,9 +215,12 @@ pub struct NetworkFacts {
     pub sriov_udev_rule: Option<PathFact>,
     /// That rule sets `ENV{NM_UNMANAGED}="1"`.
     pub sriov_nm_unmanaged: bool,
-    /// `unmanaged-devices=` lines of NetworkManager.conf and the `conf.d/*.conf` files in
-    /// `/usr/lib` and `/etc`.
+    /// `unmanaged-devices=` (and `+=`, `-=`) lines of NetworkManager.conf and the
+    /// `conf.d/*.conf` files of `/usr/lib` and `/etc`, in the order NetworkManager reads them.
     pub nm_unmanaged_devices: Vec<LineRef>,
+    /// `no-auto-default=` lines of the same files (devices NetworkManager makes no automatic
+    /// "Wired connection" for; RHEL's 00-server.conf has `*`).
+    pub nm_no_auto_default: Vec<LineRef>,
     /// FreeBSD `ifconfig_*=` lines of `/etc/rc.conf`.
     pub freebsd_ifconfig: Vec<LineRef>,
     /// OpenBSD `/etc/hostname.<if>` first lines.
@@ -611,10 +614,21 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             .lines()
             .any(|l| !l.trim_start().starts_with('#') && l.contains("ENV{NM_UNMANAGED}=\"1\""));
     }
-    // NetworkManager.conf, then the vendor and the administrator's conf.d (NetworkManager.conf(5)).
-    let mut nm_conf = vec!["/etc/NetworkManager/NetworkManager.conf".to_string()];
-    nm_conf.extend(glob_dir(g, "/usr/lib/NetworkManager/conf.d", "*.conf"));
-    nm_conf.extend(glob_dir(g, "/etc/NetworkManager/conf.d", "*.conf"));
+    // NetworkManager.conf, then the conf.d files of /usr/lib and /etc in the order of their
+    // names, a name in /etc hiding the same name in /usr/lib (NetworkManager.conf(5)); later
+    // keys override earlier ones.
+    let mut conf_d: std::collections::BTreeMap<String, String> = Default::default();
+    for dir in [
+        "/usr/lib/NetworkManager/conf.d",
+        "/etc/NetworkManager/conf.d",
+    ] {
+        for p in glob_dir(g, dir, "*.conf") {
+            let name = p.rsplit('/').next().unwrap_or("").to_string();
+            conf_d.insert(name, p);
+        }
+    }
+    let nm_conf = std::iter::once("/etc/NetworkManager/NetworkManager.conf".to_string())
+        .chain(conf_d.into_values());
     for p in nm_conf {
         let Some(text) = read_text(g, &p) else {
             continue;
@@ -622,6 +636,8 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
         for (n, l) in numbered(&text) {
             if l.trim_start().starts_with("unmanaged-devices") {
                 f.nm_unmanaged_devices.push(line_ref(&p, n, l));
+            } else if l.trim_start().starts_with("no-auto-default") {
+                f.nm_no_auto_default.push(line_ref(&p, n, l));
             }
         }
     }
@@ -721,6 +737,7 @@ mod tests {
                 ("/etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection", "[connection]\nid=cloud-init eth0\ninterface-name=eth0\n[ethernet]\nmac-address=00:0D:3A:00:00:02\n[ipv4]\nmethod=auto\n"),
                 ("/etc/NetworkManager/system-connections/static.nmconnection", "[ipv4]\nmethod=manual\naddress1=10.0.0.9/24\n"),
                 ("/etc/NetworkManager/conf.d/99-azure-unmanaged-devices.conf", "[keyfile]\nunmanaged-devices=driver:mlx4_core,driver:mlx5_core\n"),
+                ("/usr/lib/NetworkManager/conf.d/00-server.conf", "# This configuration file changes NetworkManager's behavior to\n# what's expected on \"traditional UNIX server\" type deployments.\n[main]\nno-auto-default=*\nignore-carrier=*\n"),
                 ("/etc/network/interfaces", "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n"),
                 ("/etc/network/interfaces.d/eth0", "auto eth0\niface eth0 inet dhcp\niface eth1 inet static\n  address 10.0.0.3\n"),
                 ("/etc/systemd/network/10-eth0.network", "[Match]\nMACAddress=00:0d:3a:00:00:03\n[Network]\nDHCP=ipv4\nAddress=10.1.1.1/24\n"),
@@ -760,6 +777,7 @@ mod tests {
             "manual"
         );
         assert_eq!(f.nm_unmanaged_devices.len(), 1);
+        assert_eq!(f.nm_no_auto_default[0].line, 4);
         let st: Vec<(&str, &str)> = f
             .interfaces
             .iter()
