@@ -21,7 +21,7 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         xmllint:libxml2-utils b3sum:b3sum md5sum:coreutils sha256sum:coreutils
         openssl:openssl ssh-keygen:openssh-client sbattach:sbsigntool dumpe2fs:e2fsprogs
         e2fsck:e2fsprogs timeout:coreutils truncate:coreutils script:bsdutils mdel:mtools
-        unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
+        nmcli:network-manager unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
         vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg)

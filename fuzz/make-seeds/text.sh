@@ -185,6 +185,15 @@ join "$tmp/netplan" <(get "$gen2" /etc/network/interfaces) \
     <(printf 'DEVICE=eth0\nONBOOT=yes\nBOOTPROTO=dhcp\nTYPE=Ethernet\nUSERCTL=no\nPEERDNS=yes\nIPV6INIT=no\nNM_CONTROLLED=yes\nDHCP_HOSTNAME=rhel9\n') \
     > "$out/all-formats"
 join - <(deb ifupdown /usr/share/doc/ifupdown/examples/network-interfaces) > "$out/ifupdown-example"
+# A Red Hat layout: a static NetworkManager keyfile as nmcli writes it (NetworkManager >= 1.40),
+# the ifcfg-eth0 of Azure's RHEL guide with ONBOOT=no, and /etc/sysconfig/network (file 10).
+nmcli --offline connection add type ethernet con-name "System eth0" ifname eth0 \
+    ipv4.method manual ipv4.addresses 10.0.0.4/24 ipv4.gateway 10.0.0.1 \
+    connection.autoconnect no match.interface-name 'eth* !eth1' > "$tmp/nm-static"
+join - - - "$tmp/nm-static" - - \
+    <(printf 'DEVICE=eth0\nONBOOT=no\nBOOTPROTO=dhcp\nTYPE=Ethernet\nIPV6INIT=no\nPERSISTENT_DHCLIENT=yes\nNM_CONTROLLED=no\n') \
+    - - <(printf 'NETWORKING=yes\nHOSTNAME=localhost.localdomain\nNOZEROCONF=yes\n') \
+    > "$out/rhel9-nmcli"
 
 # sshd_config, sshd_config.d drop-in, passwd, shadow, sudoers.d, dpkg status, a dpkg file list
 out=$(seeds system_config)
@@ -201,3 +210,6 @@ join <(get "$gen2" /etc/ssh/sshd_config) \
     <(get "$gen2" /etc/passwd) <(get "$gen2" /etc/shadow) \
     <(get "$gen2" /etc/sudoers.d/README) "$tmp/status" \
     <(get "$gen2" /var/lib/dpkg/info/openssh-server.list) > "$out/gen2-gpt-ext4"
+# RHEL 9's /etc/selinux/config (file 8), as its selinux-policy installs it.
+join - - - - - - - "$here/../crates/guest/tests/data/distro/rhel9-selinux-config" \
+    > "$out/rhel9-selinux"

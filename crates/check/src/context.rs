@@ -219,6 +219,17 @@ impl<'a> Context<'a> {
             .collect()
     }
 
+    /// The guest's distribution family, from os-release `ID` then `ID_LIKE`
+    /// ([`Family::Unknown`] without os-release): it picks the commands and files remediations
+    /// name.
+    pub fn family(&self) -> Family {
+        self.os_ids()
+            .iter()
+            .map(|i| Family::of_id(i))
+            .find(|f| *f != Family::Unknown)
+            .unwrap_or(Family::Unknown)
+    }
+
     /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).
     pub fn os_is(&self, family: &str) -> bool {
         self.os_ids().iter().any(|i| i == family)

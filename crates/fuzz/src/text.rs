@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 use vhdprep_guest::facts::agents::{cloud_init, waagent};
 use vhdprep_guest::facts::kernel::{self, cmdline};
-use vhdprep_guest::facts::system::{network, runtime, ssh, users};
+use vhdprep_guest::facts::system::{network, runtime, selinux, ssh, users};
 use vhdprep_guest::packages::{dpkg, Packages};
 use vhdprep_guest::tree::memory::MemoryFs;
 use vhdprep_guest::{fstab, os_release, Family, GuestTree};
@@ -59,12 +59,12 @@ pub const TARGETS: &[Target] = &[
     },
     Target {
         name: "network_config",
-        about: "netplan YAML, ifupdown, NetworkManager keyfiles, systemd-networkd, ifcfg via network::gather",
+        about: "netplan YAML, ifupdown, NetworkManager keyfiles, systemd-networkd, ifcfg, /etc/sysconfig/network via network::gather",
         run: network_config,
     },
     Target {
         name: "system_config",
-        about: "sshd_config (+ Include), passwd, shadow, sudoers, dpkg status via the system and agent gatherers",
+        about: "sshd_config (+ Include), passwd, shadow, sudoers, dpkg status, /etc/selinux/config via the system and agent gatherers",
         run: system_config,
     },
 ];
@@ -243,7 +243,7 @@ pub fn kernel_modules(data: &[u8]) {
 }
 
 /// Where the `network_config` target puts its files.
-const NETWORK_PATHS: [&str; 9] = [
+const NETWORK_PATHS: [&str; 10] = [
     "/etc/netplan/50-cloud-init.yaml",
     "/etc/network/interfaces",
     "/etc/network/interfaces.d/eth0",
@@ -253,6 +253,7 @@ const NETWORK_PATHS: [&str; 9] = [
     "/etc/sysconfig/network-scripts/ifcfg-eth0",
     "/etc/rc.conf",
     "/etc/iptables/rules.v4",
+    "/etc/sysconfig/network",
 ];
 
 /// Every network configuration format the gatherer reads.
@@ -262,10 +263,16 @@ pub fn network_config(data: &[u8]) {
     if let Some((path, content)) = files.first() {
         let _ = network::parse_netplan(path, &text(content));
     }
+    if let Some((path, content)) = files.get(3) {
+        let _ = network::parse_nm_keyfile(path, &text(content));
+    }
+    if let Some((path, content)) = files.get(5) {
+        let _ = network::parse_networkd(path, &text(content));
+    }
 }
 
 /// Where the `system_config` target puts its files.
-const SYSTEM_PATHS: [&str; 7] = [
+const SYSTEM_PATHS: [&str; 8] = [
     "/etc/ssh/sshd_config",
     "/etc/ssh/sshd_config.d/50-cloud-init.conf",
     "/etc/passwd",
@@ -273,6 +280,7 @@ const SYSTEM_PATHS: [&str; 7] = [
     "/etc/sudoers.d/90-cloud-init-users",
     "/var/lib/dpkg/status",
     "/var/lib/dpkg/info/openssh-server.list",
+    "/etc/selinux/config",
 ];
 
 /// sshd_config with an Include'd drop-in, passwd, shadow, sudoers, dpkg status and
@@ -290,6 +298,7 @@ pub fn system_config(data: &[u8]) {
     );
     let _ = runtime::gather(&g, &packages);
     let _ = waagent::waagent_facts(&g, &packages);
+    let _ = selinux::gather(&g);
     if let Some((_, status)) = files.get(5) {
         let _ = dpkg::parse_status(&text(status));
     }
@@ -413,6 +422,31 @@ mod tests {
         assert_eq!(f.nm_unmanaged_devices.len(), 1);
         assert_eq!(f.networkd.len(), 1);
         assert_eq!(f.ifcfg.len(), 1);
+    }
+
+    #[test]
+    fn network_seed_reads_nmcli_keyfile_ifcfg_and_sysconfig_network() {
+        let data = seed("network_config", "rhel9-nmcli");
+        let f = network::gather(&guest(&files(&NETWORK_PATHS, &data), &[]));
+        assert_eq!(f.nm_connections.len(), 1);
+        let k = &f.nm_connections[0];
+        assert_eq!(k.ipv4_method.as_ref().unwrap().value, "manual");
+        assert_eq!(k.autoconnect.as_ref().unwrap().value, "false");
+        assert_eq!(
+            k.match_interface_name.as_ref().unwrap().value,
+            "eth*;!eth1;"
+        );
+        assert_eq!(f.ifcfg[0].nm_controlled.as_ref().unwrap().value, "no");
+        let sc = f.sysconfig_network.expect("/etc/sysconfig/network read");
+        assert_eq!(sc.networking.unwrap().value, "yes");
+    }
+
+    #[test]
+    fn system_seed_reads_selinux_config() {
+        let data = seed("system_config", "rhel9-selinux");
+        let se = selinux::gather(&guest(&files(&SYSTEM_PATHS, &data), &[]));
+        assert_eq!(se.mode.unwrap().value, "enforcing");
+        assert_eq!(se.policy_type.unwrap().value, "targeted");
     }
 
     #[test]

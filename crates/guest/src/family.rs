@@ -97,6 +97,103 @@ impl Family {
     }
 }
 
+impl Family {
+    /// The package of the Linux agent (WALinuxAgent) as the family names it.
+    pub fn waagent_package(self) -> &'static str {
+        match self {
+            Family::Debian => "waagent",
+            Family::Suse => "python3-azure-agent",
+            Family::RedHat | Family::AzureLinux | Family::Unknown => "WALinuxAgent",
+        }
+    }
+
+    /// The package of the Hyper-V daemons (KVP, VSS, file copy).
+    pub fn hyperv_daemons_package(self) -> &'static str {
+        match self {
+            Family::Suse => "hyper-v",
+            _ => "hyperv-daemons",
+        }
+    }
+
+    /// The command that upgrades an installed package.
+    pub fn upgrade_command(self, package: &str) -> String {
+        match self {
+            Family::Debian => format!("apt-get install --only-upgrade {package}"),
+            Family::RedHat => format!("dnf upgrade {package}"),
+            Family::Suse => format!("zypper update {package}"),
+            Family::AzureLinux => format!("tdnf upgrade {package}"),
+            Family::Unknown => format!("upgrade the package {package}"),
+        }
+    }
+
+    /// The SSH server's systemd unit.
+    pub fn ssh_unit(self) -> &'static str {
+        match self {
+            Family::Debian => "ssh.service",
+            _ => "sshd.service",
+        }
+    }
+
+    /// chrony's main configuration file.
+    pub fn chrony_conf(self) -> &'static str {
+        match self {
+            Family::Debian => "/etc/chrony/chrony.conf",
+            _ => "/etc/chrony.conf",
+        }
+    }
+
+    /// chrony's systemd unit.
+    pub fn chrony_unit(self) -> &'static str {
+        match self {
+            Family::Debian => "chrony.service",
+            _ => "chronyd.service",
+        }
+    }
+
+    /// How to add `args` to the command line of every installed kernel and keep them for
+    /// future ones, as the family's Azure guide does it.
+    pub fn kernel_args_command(self, args: &str) -> String {
+        match self {
+            Family::Debian => format!(
+                "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then `update-grub`"
+            ),
+            Family::RedHat => format!(
+                "`grubby --update-kernel=ALL --args=\"{args}\"` (BLS entries), and add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub for future kernels"
+            ),
+            Family::Suse => format!(
+                "add {args} to GRUB_CMDLINE_LINUX_DEFAULT in /etc/default/grub, then `grub2-mkconfig -o /boot/grub2/grub.cfg`"
+            ),
+            Family::AzureLinux => format!(
+                "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then `grub2-mkconfig -o /boot/grub2/grub.cfg`"
+            ),
+            Family::Unknown => format!(
+                "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then regenerate grub.cfg (`update-grub`; RHEL/SUSE: `grub2-mkconfig -o /boot/grub2/grub.cfg`; BLS: `grubby --update-kernel=ALL --args=\"{args}\"`)"
+            ),
+        }
+    }
+
+    /// How to give `nic` a DHCP configuration with the family's own network stack.
+    pub fn dhcp_config_hint(self, nic: &str) -> String {
+        match self {
+            Family::Debian => format!(
+                "`auto {nic}` + `iface {nic} inet dhcp` in /etc/network/interfaces.d/{nic} (Ubuntu: `dhcp4: true` for {nic} in a netplan file)"
+            ),
+            Family::RedHat => format!(
+                "`nmcli --offline connection add type ethernet con-name {nic} ifname {nic} ipv4.method auto > /etc/NetworkManager/system-connections/{nic}.nmconnection` (chmod 600), or /etc/sysconfig/network-scripts/ifcfg-{nic} with DEVICE={nic} BOOTPROTO=dhcp ONBOOT=yes"
+            ),
+            Family::Suse => format!(
+                "/etc/sysconfig/network/ifcfg-{nic} with BOOTPROTO='dhcp' and STARTMODE='auto' (wicked)"
+            ),
+            Family::AzureLinux => format!(
+                "/etc/systemd/network/10-{nic}.network with `[Match]` Name={nic} and `[Network]` DHCP=yes (systemd-networkd)"
+            ),
+            Family::Unknown => format!(
+                "a DHCP configuration for {nic} in the distribution's network stack (ifcfg BOOTPROTO=dhcp, NetworkManager ipv4.method auto, netplan dhcp4: true, ifupdown `inet dhcp`, networkd DHCP=yes)"
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -127,5 +224,54 @@ mod tests {
         assert_eq!(Family::of(&parse("ID=nixos\n")), Family::Unknown);
         assert_eq!(Family::of(&parse("")), Family::Unknown);
         assert!(Family::Suse.uses_rpm() && !Family::Debian.uses_rpm());
+    }
+
+    #[test]
+    fn each_family_names_its_own_tools() {
+        use Family::*;
+        assert_eq!(
+            Suse.install_command(Suse.waagent_package()),
+            "zypper install python3-azure-agent"
+        );
+        assert_eq!(
+            RedHat.upgrade_command("WALinuxAgent"),
+            "dnf upgrade WALinuxAgent"
+        );
+        assert_eq!(
+            AzureLinux.install_command(AzureLinux.hyperv_daemons_package()),
+            "tdnf install hyperv-daemons"
+        );
+        assert_eq!(Suse.hyperv_daemons_package(), "hyper-v");
+        assert_eq!(
+            (Debian.ssh_unit(), RedHat.ssh_unit()),
+            ("ssh.service", "sshd.service")
+        );
+        assert_eq!(
+            (Debian.chrony_conf(), Suse.chrony_conf()),
+            ("/etc/chrony/chrony.conf", "/etc/chrony.conf")
+        );
+        assert_eq!(RedHat.chrony_unit(), "chronyd.service");
+        assert!(RedHat
+            .kernel_args_command("net.ifnames=0")
+            .starts_with("`grubby --update-kernel=ALL --args=\"net.ifnames=0\"`"));
+        assert!(Suse
+            .kernel_args_command("x=1")
+            .contains("grub2-mkconfig -o /boot/grub2/grub.cfg"));
+        assert!(Debian.kernel_args_command("x=1").contains("update-grub"));
+        assert!(RedHat.dhcp_config_hint("eth0").contains("nmcli --offline connection add type ethernet con-name eth0 ifname eth0 ipv4.method auto"));
+        assert!(Suse.dhcp_config_hint("eth0").contains("STARTMODE='auto'"));
+        assert!(AzureLinux.dhcp_config_hint("eth0").contains("DHCP=yes"));
+        for f in [RedHat, Suse, AzureLinux] {
+            for text in [
+                f.install_command("x"),
+                f.upgrade_command("x"),
+                f.kernel_args_command("x=1"),
+                f.dhcp_config_hint("eth0"),
+            ] {
+                for debian in ["apt", "update-grub", "/etc/network/interfaces", "netplan"] {
+                    assert!(!text.contains(debian), "{f:?}: {text}");
+                }
+            }
+        }
     }
 }

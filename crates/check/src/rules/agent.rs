@@ -16,6 +16,7 @@ use vhdprep_guest::facts::agents::{
     ready_reporters, version_below, AgentFacts, ConflictKind, Evidence, Provisioner,
 };
 use vhdprep_guest::facts::system::NetworkFacts;
+use vhdprep_guest::Family;
 
 /// waagent's minimum for Marketplace certification (test 39).
 pub const MARKETPLACE_MIN: [u64; 3] = [2, 2, 41];
@@ -25,8 +26,31 @@ pub const PROVISIONING_AGENT_MIN: [u64; 3] = [2, 2, 45];
 pub const CLOUD_INIT_NO_UDF: [u64; 2] = [21, 2];
 /// cloud-init from which mounts/disk_setup need not move to cloud_init_modules.
 pub const CLOUD_INIT_23: [u64; 1] = [23];
-/// How to install the agents.
-const INSTALL: &str = "install cloud-init (recommended) and the Linux agent: apt-get install cloud-init waagent (Ubuntu: walinuxagent) / dnf install cloud-init WALinuxAgent / zypper install cloud-init python-azure-agent";
+/// How to install the agents, for a guest of no known family.
+const INSTALL: &str = "install cloud-init (recommended) and the Linux agent: apt-get install cloud-init waagent (Ubuntu: walinuxagent) / dnf install cloud-init WALinuxAgent / zypper install cloud-init python3-azure-agent / tdnf install cloud-init WALinuxAgent";
+
+/// How to install the agents with the family's package manager.
+fn install(ctx: &Context) -> String {
+    match ctx.family() {
+        Family::Unknown => INSTALL.to_string(),
+        Family::Debian if ctx.os_is("ubuntu") => {
+            "install cloud-init (recommended) and the Linux agent: apt-get install cloud-init walinuxagent".to_string()
+        }
+        f => format!(
+            "install cloud-init (recommended) and the Linux agent: {}",
+            f.install_command(&format!("cloud-init {}", f.waagent_package()))
+        ),
+    }
+}
+
+/// The Linux agent's package on this guest (Ubuntu's is `walinuxagent`).
+fn waagent_package(ctx: &Context) -> &'static str {
+    if ctx.os_is("ubuntu") {
+        "walinuxagent"
+    } else {
+        ctx.family().waagent_package()
+    }
+}
 /// How to enable cloud-init.
 const ENABLE_CLOUD_INIT: &str = "sudo rm -f /etc/cloud/cloud-init.disabled; sudo systemctl enable cloud-init-local.service cloud-init.service cloud-config.service cloud-final.service";
 
@@ -145,7 +169,7 @@ fn agent_001(j: &Judge, out: &mut Collector) {
             "neither cloud-init nor waagent is installed, and nothing reports Ready to 168.63.129.16: VMs from this Generalized image are never provisioned and their deployment times out",
         )
         .with_evidence("no /usr/bin/cloud-init, no waagent binary, python package or package-database entry; no unit or script under /etc/systemd/system, /usr/lib/systemd/system, /usr/local/bin, /usr/local/sbin, /etc/init.d, /etc/rc.local posting comp=health")
-        .with_remediation(INSTALL),
+        .with_remediation(install(j.ctx)),
     );
 }
 
@@ -303,7 +327,10 @@ fn agent_003(j: &Judge, out: &mut Collector) {
     out.push(
         Finding::new("AGENT-003", sev, message)
             .with_evidence(shown(&v.evidence))
-            .with_remediation("update the agent from the distribution (apt-get install --only-upgrade waagent / dnf update WALinuxAgent) before capturing the image")
+            .with_remediation(match j.ctx.family() {
+                Family::Unknown => "update the agent from the distribution (apt-get install --only-upgrade waagent / dnf update WALinuxAgent / zypper update python3-azure-agent) before capturing the image".to_string(),
+                f => format!("update the agent from the distribution ({}) before capturing the image", f.upgrade_command(waagent_package(j.ctx))),
+            })
             .at_guest(v.evidence.path.clone(), v.evidence.line),
     );
 }
@@ -417,7 +444,10 @@ fn agent_006(j: &Judge, out: &mut Collector) {
                 "cloud-init provisions but waagent is not installed: VM extensions (and Marketplace's extension test) cannot run",
             )
             .with_evidence("no waagent binary, python package or package-database entry")
-            .with_remediation("install the Linux agent for extensions (apt-get install waagent / dnf install WALinuxAgent) with Provisioning.Agent=cloud-init"),
+            .with_remediation(match j.ctx.family() {
+                Family::Unknown => "install the Linux agent for extensions (apt-get install waagent / dnf install WALinuxAgent / zypper install python3-azure-agent) with Provisioning.Agent=cloud-init".to_string(),
+                f => format!("install the Linux agent for extensions ({}) with Provisioning.Agent=cloud-init", f.install_command(waagent_package(j.ctx))),
+            }),
         ),
         Provisioner::Disabled if c.runs_at_boot => out.push(at(
             Finding::new(
@@ -588,7 +618,11 @@ fn datasource(j: &Judge, out: &mut Collector) {
                 format!("the kernel command line forces cloud-init's datasource to {ds}: cloud-init never reads the Azure provisioning data"),
             )
             .with_evidence(format!("kernel command line: ci.ds={ds}"))
-            .with_remediation("remove ci.ds= / ci.datasource= from GRUB_CMDLINE_LINUX in /etc/default/grub and run update-grub (grub2-mkconfig)"),
+            .with_remediation(match j.ctx.family() {
+                Family::RedHat => "`grubby --update-kernel=ALL --remove-args=\"ci.ds ci.datasource\"`, and remove them from GRUB_CMDLINE_LINUX in /etc/default/grub".to_string(),
+                Family::Unknown => "remove ci.ds= / ci.datasource= from GRUB_CMDLINE_LINUX in /etc/default/grub and run update-grub (grub2-mkconfig)".to_string(),
+                f => format!("remove ci.ds= / ci.datasource= from GRUB_CMDLINE_LINUX in /etc/default/grub and run `{}`", f.grub_mkconfig_command()),
+            }),
         );
     }
     if let Some(p) = &cfg.ds_identify_cfg {
@@ -623,18 +657,22 @@ fn own_dhcp(net: &NetworkFacts) -> Option<String> {
             s.path, s.line, s.interface
         ));
     }
+    // ifcfg: `dhcp`, and SUSE's `dhcp4`/`dhcp6` too.
     if let Some(f) = net.ifcfg.iter().find(|f| {
         f.bootproto
             .as_ref()
-            .is_some_and(|b| b.value.eq_ignore_ascii_case("dhcp"))
+            .is_some_and(|b| b.value.to_ascii_lowercase().starts_with("dhcp"))
     }) {
         return Some(format!("{}: BOOTPROTO=dhcp", f.path));
     }
-    if let Some(n) = net
-        .nm_connections
-        .iter()
-        .find(|n| !n.cloud_init && n.ipv4_method.as_ref().is_some_and(|m| m.value == "auto"))
-    {
+    // A keyfile without an [ipv4] method gets NetworkManager's default, auto.
+    if let Some(n) = net.nm_connections.iter().find(|n| {
+        !n.cloud_init
+            && n.ipv4_method.as_ref().is_none_or(|m| m.value == "auto")
+            && n.conn_type
+                .as_ref()
+                .is_none_or(|t| matches!(t.value.as_str(), "ethernet" | "802-3-ethernet"))
+    }) {
         return Some(format!("{}: ipv4 method=auto", n.path));
     }
     if let Some(n) = net.netplan.iter().find(|n| {
@@ -848,6 +886,8 @@ mod tests {
             path: "/etc/systemd/network/20-eth.network".into(),
             match_name: None,
             match_mac: None,
+            match_type: None,
+            match_other: Vec::new(),
             dhcp: Some(Value {
                 value: "ipv4".into(),
                 line: 4,

@@ -215,7 +215,11 @@ fn agent_version(ctx: &Context, out: &mut Collector, why: &str) {
     };
     out.evaluated("CERT-002");
     let w = &a.waagent;
-    let fix = "install WALinuxAgent 2.2.41 or later (apt install waagent / walinuxagent, dnf install WALinuxAgent)";
+    let fix = match ctx.family() {
+        vhdprep_guest::Family::Unknown => "install WALinuxAgent 2.2.41 or later (apt install waagent / walinuxagent, dnf install WALinuxAgent, zypper install python3-azure-agent)".to_string(),
+        f => format!("install WALinuxAgent 2.2.41 or later ({})", f.install_command(f.waagent_package())),
+    };
+    let fix = fix.as_str();
     match (&w.version, w.installed) {
         (_, false) => out.push(
             Finding::new(
@@ -281,7 +285,7 @@ fn kernel_parameters(ctx: &Context, out: &mut Collector, why: &str) {
     let finding = |sev, msg: String, fix: &str| {
         let f = Finding::new("CERT-003", sev, msg)
             .with_evidence(evidence.clone())
-            .with_remediation(format!("add {fix} to GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub (or grub2-mkconfig -o /boot/grub2/grub.cfg)"));
+            .with_remediation(ctx.family().kernel_args_command(fix));
         f.at_guest(file.clone(), line)
     };
     if ctx.derived.architecture.as_deref() == Some("Arm64") {

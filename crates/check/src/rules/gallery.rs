@@ -316,7 +316,11 @@ fn nvme(ctx: &Context, out: &mut Collector, why: &str) {
             "DiskControllerTypes lists NVMe but the NVMe prerequisites are missing: VMs on NVMe sizes will not find their root disk",
         )
         .with_evidence(p.missing.join("; "))
-        .with_remediation("add nvme and nvme_core to the initramfs (echo nvme >> /etc/initramfs-tools/modules; update-initramfs -u, or dracut --add-drivers \"nvme nvme_core\"), add nvme_core.io_timeout=240 to GRUB_CMDLINE_LINUX and run update-grub, mount by UUID; or declare DiskControllerTypes=SCSI"),
+        .with_remediation(match ctx.family() {
+            vhdprep_guest::Family::Debian => "add nvme and nvme_core to the initramfs (printf '%s\\n' nvme nvme_core >> /etc/initramfs-tools/modules; update-initramfs -u -k all), add nvme_core.io_timeout=240 to GRUB_CMDLINE_LINUX in /etc/default/grub and run update-grub, mount by UUID; or declare DiskControllerTypes=SCSI".to_string(),
+            vhdprep_guest::Family::Unknown => "add nvme and nvme_core to the initramfs (echo nvme >> /etc/initramfs-tools/modules; update-initramfs -u, or dracut --add-drivers \"nvme nvme_core\"), add nvme_core.io_timeout=240 to GRUB_CMDLINE_LINUX and run update-grub, mount by UUID; or declare DiskControllerTypes=SCSI".to_string(),
+            f => format!("add nvme and nvme_core to the initramfs (echo 'add_drivers+=\" nvme nvme_core \"' > /etc/dracut.conf.d/azure-nvme.conf; {}), {}, mount by UUID; or declare DiskControllerTypes=SCSI", f.initramfs_rebuild_command(), f.kernel_args_command("nvme_core.io_timeout=240")),
+        }),
     );
 }
 

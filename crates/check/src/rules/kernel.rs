@@ -647,11 +647,8 @@ fn command_line(ctx: &Context, k: &KernelFacts, out: &mut Collector) {
             _ => "",
         }
     };
-    let fix = |args: &str| {
-        format!(
-            "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then `update-grub` (RHEL/SUSE: `grub2-mkconfig -o /boot/grub2/grub.cfg`, BLS: `grubby --update-kernel=ALL --args=\"{args}\"`)"
-        )
-    };
+    let family = ctx.family();
+    let fix = |args: &str| family.kernel_args_command(args);
     if arm64 {
         if !console_is(c, "ttyAMA0") {
             out.push(at(Finding::new(

@@ -15,8 +15,8 @@ use vhdprep_guest::facts::system::{LineRef, SystemFacts};
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
-    rule("NET-001", Severity::Error, "Primary NIC on DHCP", "The primary NIC (eth0, hn0, hvn0, or a configuration matching any NIC) must use DHCP: a static IPv4 configuration in ifcfg, NetworkManager, netplan, ifupdown, systemd-networkd or the BSD rc files leaves the VM unreachable. A warning when nothing configures the NIC and neither cloud-init nor NetworkManager will.", "[RHEL] ifcfg-eth0; [ORACLE]; [OPENBSD]; [NO-AGENT]")
-        .deviating("The catalogue names static configurations only; vhdprep also warns when no DHCP configuration exists and neither cloud-init (networking enabled) nor NetworkManager would bring the NIC up."),
+    rule("NET-001", Severity::Error, "Primary NIC on DHCP", "The primary NIC (eth0, hn0, hvn0, or a configuration matching any NIC) must use DHCP and be brought up at boot: a static IPv4 configuration in ifcfg, NetworkManager, netplan, ifupdown, systemd-networkd or the BSD rc files, ONBOOT=no, STARTMODE=manual, autoconnect=false, or NM_CONTROLLED=no without the legacy network service leaves the VM unreachable. A warning when nothing configures the NIC and neither cloud-init nor NetworkManager (no-auto-default) will, or when unmanaged-devices takes in the NIC.", "[RHEL] ifcfg-eth0; [ORACLE]; [OPENBSD]; [NO-AGENT]")
+        .deviating("The catalogue names static configurations (and ifcfg's ONBOOT=yes); vhdprep also reports NM_CONTROLLED=no without the legacy network service and NETWORKING=no without NetworkManager as errors, and warns when no DHCP configuration exists and neither cloud-init (networking enabled) nor NetworkManager (an automatic connection, unless no-auto-default covers the NIC) would bring the NIC up, or when unmanaged-devices takes in the synthetic NIC."),
     rule("NET-002", Severity::Warning, "No MAC-pinned NIC configuration", "No persistent-net udev rules (70-persistent-net.rules, 85-persistent-net-cloud-init.rules), an unmasked 75-persistent-net-generator.rules, HWADDR=/MACADDR= in ifcfg, or MAC matches in netplan, NetworkManager or networkd files not written by cloud-init: a VM's NIC has a new MAC.", "[SUSE] step 11; [ORACLE]; [WALA] osutil/default.py"),
     rule("NET-003", Severity::Warning, "Interface names match net.ifnames", "With net.ifnames=0 on the effective kernel command line the NIC is eth0; without it, configurations should not hard-code eth0. With it, configurations naming predictable names (ens*, enp*) never match.", "[GENERIC]; [RHEL]; [ORACLE]"),
     rule("NET-004", Severity::Info, "SR-IOV VF unmanaged by NetworkManager", "With NetworkManager, the accelerated-networking VF must be unmanaged: 68-azure-sriov-nm-unmanaged.rules (ENV{NM_UNMANAGED}=\"1\") or unmanaged-devices=driver:mlx4_core,driver:mlx5_core. A warning when accelerated networking is declared, information otherwise.", "[RHEL]; [CIV-AZURE] test_68_azure_sriov_nm_unmanaged_rules_file_content")
@@ -55,6 +55,9 @@ struct NicConfig {
     line: Option<usize>,
     /// How to make it DHCP.
     fix: &'static str,
+    /// The configuration is not brought up at boot (`ONBOOT=no`, `STARTMODE=manual`,
+    /// `autoconnect=false`): what says so, and its line.
+    not_started: Option<(String, usize)>,
 }
 
 impl NicConfig {
@@ -84,7 +87,8 @@ fn glob(pattern: &str, name: &str) -> bool {
 }
 
 fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
-    for f in &n.ifcfg {
+    // A port of a bond, bridge or team gets its address from that device's configuration.
+    for f in n.ifcfg.iter().filter(|f| f.controller.is_none()) {
         let proto = f.bootproto.as_ref().map_or("none", |b| b.value.as_str());
         let proto_l = proto.to_ascii_lowercase();
         let ipv4 = if proto_l.starts_with("dhcp") || proto_l == "autoip" {
@@ -101,6 +105,21 @@ fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             .ipaddr
             .as_ref()
             .map_or(String::new(), |a| format!(" IPADDR={}", a.value));
+        // Red Hat: ONBOOT=no (initscripts and NetworkManager's ifcfg-rh: autoconnect off);
+        // SUSE (wicked): STARTMODE=manual or off.
+        let not_started = f.onboot.as_ref().and_then(|o| {
+            let v = o.value.to_ascii_lowercase();
+            let off = match f.flavor {
+                "suse" => matches!(v.as_str(), "manual" | "off"),
+                _ => matches!(v.as_str(), "no" | "false" | "n"),
+            };
+            let key = if f.flavor == "suse" {
+                "STARTMODE"
+            } else {
+                "ONBOOT"
+            };
+            off.then(|| (format!("{key}={}", o.value), o.line))
+        });
         v.push(NicConfig {
             iface: Some(f.interface.clone()),
             mac_pinned: false,
@@ -108,13 +127,45 @@ fn ifcfg_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             what: format!("BOOTPROTO={proto}{addr}"),
             path: f.path.clone(),
             line,
-            fix: "set BOOTPROTO=dhcp and remove IPADDR/NETMASK/GATEWAY",
+            fix: if f.flavor == "suse" {
+                "set BOOTPROTO='dhcp' and STARTMODE='auto', and remove IPADDR/NETMASK"
+            } else {
+                "set BOOTPROTO=dhcp and ONBOOT=yes, and remove IPADDR/NETMASK/GATEWAY"
+            },
+            not_started,
         });
     }
 }
 
+/// The interface names a keyfile applies to: `[connection] interface-name`, else the
+/// `[match] interface-name` list (`eth*;en*;`, negations `!x` left out), as one
+/// blank-separated pattern list; `None`: any device of its type.
+fn nm_interfaces(c: &vhdprep_guest::facts::system::network::NmConnection) -> Option<String> {
+    if let Some(i) = &c.interface_name {
+        return Some(i.value.clone());
+    }
+    let m = c.match_interface_name.as_ref()?;
+    let pats: Vec<&str> = m
+        .value
+        .split(';')
+        .map(|p| p.trim().trim_start_matches(['|', '&']))
+        .filter(|p| !p.is_empty() && !p.starts_with('!'))
+        .collect();
+    // Only negations: any device but those, which still includes the primary NIC.
+    (!pats.is_empty()).then(|| pats.join(" "))
+}
+
 fn nm_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
     for c in &n.nm_connections {
+        // Only Ethernet profiles bring up the synthetic NIC (bond/bridge/vlan profiles name
+        // their own devices; wifi, loopback and the like never match it).
+        let ethernet = c
+            .conn_type
+            .as_ref()
+            .is_none_or(|t| matches!(t.value.as_str(), "ethernet" | "802-3-ethernet"));
+        if (!ethernet && c.interface_name.is_none()) || c.controller.is_some() {
+            continue;
+        }
         let method = c.ipv4_method.as_ref().map_or("auto", |m| m.value.as_str());
         let ipv4 = match method {
             "auto" => Ipv4::Dhcp,
@@ -122,14 +173,22 @@ fn nm_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             "disabled" | "link-local" => Ipv4::NoAddress,
             _ => Ipv4::Other,
         };
+        let not_started = c.autoconnect.as_ref().and_then(|a| {
+            matches!(
+                a.value.to_ascii_lowercase().as_str(),
+                "false" | "no" | "0" | "off"
+            )
+            .then(|| (format!("autoconnect={}", a.value), a.line))
+        });
         v.push(NicConfig {
-            iface: c.interface_name.as_ref().map(|i| i.value.clone()),
+            iface: nm_interfaces(c),
             mac_pinned: c.mac_address.is_some(),
             ipv4,
             what: format!("[ipv4] method={method}"),
             path: c.path.clone(),
             line: c.ipv4_method.as_ref().map(|m| m.line),
-            fix: "set method=auto in the [ipv4] section and remove the address lines",
+            fix: "set method=auto in the [ipv4] section, remove the address lines and autoconnect=false (on a running build VM: nmcli connection modify <id> ipv4.method auto ipv4.addresses '' connection.autoconnect yes)",
+            not_started,
         });
     }
 }
@@ -161,6 +220,7 @@ fn netplan_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
                 path: f.path.clone(),
                 line: None,
                 fix: "set dhcp4: true and remove addresses/routes",
+                not_started: None,
             });
         }
     }
@@ -185,12 +245,21 @@ fn ifupdown_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: s.path.clone(),
             line: Some(s.line),
             fix: "write `iface <nic> inet dhcp` and remove the address/netmask/gateway lines",
+            not_started: None,
         });
     }
 }
 
 fn networkd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
     for f in &n.networkd {
+        // Files for other device types (wlan, containers' veth/host0) never match the NIC.
+        let other_type = f
+            .match_type
+            .as_ref()
+            .is_some_and(|t| !t.value.split_whitespace().any(|x| x == "ether"));
+        if other_type || !f.match_other.is_empty() {
+            continue;
+        }
         let dhcp = f.dhcp.as_ref().map_or("no", |d| d.value.as_str());
         let ipv4 = if matches!(
             dhcp.to_ascii_lowercase().as_str(),
@@ -210,6 +279,7 @@ fn networkd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: f.path.clone(),
             line: f.dhcp.as_ref().map(|d| d.line),
             fix: "set DHCP=yes in [Network] and remove Address=",
+            not_started: None,
         });
     }
 }
@@ -239,6 +309,7 @@ fn bsd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: l.path.clone(),
             line: Some(l.line),
             fix: "set ifconfig_<nic>=\"DHCP\" in /etc/rc.conf",
+            not_started: None,
         });
     }
     for l in &n.openbsd_hostname_if {
@@ -259,6 +330,7 @@ fn bsd_configs(n: &NetworkFacts, v: &mut Vec<NicConfig>) {
             path: l.path.clone(),
             line: Some(l.line),
             fix: "write `dhcp` (or `inet autoconf`) as the only line of /etc/hostname.<nic>",
+            not_started: None,
         });
     }
 }
@@ -321,18 +393,166 @@ fn dhcp(ctx: &Context, sys: &SystemFacts, configs: &[NicConfig], out: &mut Colle
             c.line,
         ));
     }
-    if primary.iter().any(|c| c.ipv4 == Ipv4::Dhcp) {
+    // A DHCP configuration that is not brought up at boot matters only when no other one
+    // for the primary NIC is (a disabled profile beside the active one is harmless).
+    let started_dhcp = primary
+        .iter()
+        .any(|c| c.ipv4 == Ipv4::Dhcp && c.not_started.is_none());
+    for c in primary
+        .iter()
+        .filter(|c| c.ipv4 == Ipv4::Dhcp && !started_dhcp)
+    {
+        let Some((what, line)) = &c.not_started else {
+            continue;
+        };
+        let nic = c.iface.as_deref().unwrap_or("every NIC");
+        out.push(at(
+            Finding::new(ID, Severity::Error, format!("{} configures DHCP for {nic} but does not bring it up at boot ({what}): the VM would be unreachable", c.path))
+                .with_evidence(format!("{}: {what}; {}", place(&c.path, Some(*line)), c.what))
+                .with_remediation(c.fix),
+            &c.path,
+            Some(*line),
+        ));
+    }
+    redhat_service(sys, out);
+    if started_dhcp {
         return;
     }
     let cloud_init_net = ctx.agents.as_ref().is_some_and(|a| {
         a.cloud_init.runs_at_boot && a.cloud_init.config.network_config_disabled.is_none()
     });
-    if primary.is_empty() && !cloud_init_net && sys.network.network_manager.is_none() {
+    // NetworkManager brings up an unconfigured Ethernet NIC with DHCP ("Wired connection 1")
+    // unless no-auto-default covers it, as RHEL's 00-server.conf does with `*`.
+    let n = &sys.network;
+    let no_auto_default = nm_effective(&n.nm_no_auto_default, "no-auto-default")
+        .unwrap_or_default()
+        .into_iter()
+        .find_map(|l| catches_primary(&l.text).map(|spec| (l, spec)));
+    let nm_auto = n.network_manager.is_some() && no_auto_default.is_none();
+    if primary.is_empty() && !cloud_init_net && !nm_auto {
+        let (nm, mut evidence) = match no_auto_default.filter(|_| n.network_manager.is_some()) {
+            Some((l, spec)) => (
+                format!(
+                    "NetworkManager makes no automatic connection for it (no-auto-default={spec})"
+                ),
+                format!("; {}:{}: {}", l.path, l.line, l.text),
+            ),
+            None => ("NetworkManager is not installed".to_string(), String::new()),
+        };
+        evidence.insert_str(0, "no ifcfg, netplan, ifupdown, systemd-networkd or NetworkManager configuration for eth0");
         out.push(
-            Finding::new(ID, Severity::Warning, "nothing configures the primary NIC: no DHCP configuration for eth0, cloud-init does not write one (not running, or its networking is disabled) and NetworkManager is not installed")
-                .with_evidence("no ifcfg, netplan, ifupdown, systemd-networkd or NetworkManager configuration for eth0")
-                .with_remediation("add a DHCP configuration for eth0 (e.g. `auto eth0` + `iface eth0 inet dhcp` in /etc/network/interfaces.d/eth0), or let cloud-init configure networking"),
+            Finding::new(ID, Severity::Warning, format!("nothing configures the primary NIC: no DHCP configuration for eth0, cloud-init does not write one (not running, or its networking is disabled) and {nm}"))
+                .with_evidence(evidence)
+                .with_remediation(format!("add a DHCP configuration for eth0: {}; or let cloud-init configure networking", ctx.family().dhcp_config_hint("eth0"))),
         );
+    }
+}
+
+/// The lines that make up the effective value of a NetworkManager list key, given its lines in
+/// the order NetworkManager reads them: the last plain `key=` and the `key+=` after it;
+/// `None` when a `key-=` removes entries (not judged).
+fn nm_effective<'a>(lines: &'a [LineRef], key: &str) -> Option<Vec<&'a LineRef>> {
+    let mut out = Vec::new();
+    for l in lines {
+        let Some((k, _)) = l.text.split_once('=') else {
+            continue;
+        };
+        match k.trim().strip_prefix(key).map(str::trim) {
+            Some("") => out = vec![l],
+            Some("+") => out.push(l),
+            Some("-") => return None,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// The entry of a NetworkManager device list (`unmanaged-devices=`, `no-auto-default=`) that
+/// takes in the primary NIC (`*`, `interface-name:eth0` or a glob matching it, `driver:hv_netvsc`); `None`
+/// when the list has `except:` entries (not judged) or nothing matching.
+fn catches_primary(line: &str) -> Option<String> {
+    let value = line.split_once('=')?.1;
+    let specs: Vec<&str> = value
+        .split([';', ','])
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .collect();
+    if specs.iter().any(|x| x.starts_with("except:")) {
+        return None;
+    }
+    specs
+        .iter()
+        .find(|x| {
+            let name = x
+                .strip_prefix("interface-name:")
+                .map(|n| n.trim_start_matches(['=', '~']));
+            **x == "*"
+                || **x == "driver:hv_netvsc"
+                || name.is_some_and(|n| PRIMARY_NAMES.iter().any(|p| glob(n, p)))
+        })
+        .map(|x| x.to_string())
+}
+
+/// Red Hat's two network services: an ifcfg file NetworkManager is told to leave alone
+/// (`NM_CONTROLLED=no`) with no legacy `network` service to bring it up, and
+/// `NETWORKING=no` for the legacy service with no NetworkManager.
+fn redhat_service(sys: &SystemFacts, out: &mut Collector) {
+    const ID: &str = "NET-001";
+    let n = &sys.network;
+    if n.network_manager.is_some() {
+        for l in nm_effective(&n.nm_unmanaged_devices, "unmanaged-devices").unwrap_or_default() {
+            let Some(spec) = catches_primary(&l.text) else {
+                continue;
+            };
+            out.push(at(
+                Finding::new(ID, Severity::Warning, format!("{} tells NetworkManager to leave the synthetic NIC unmanaged ({spec}): unless another network service configures eth0, the VM is unreachable", l.path))
+                    .with_evidence(format!("{}:{}: {}", l.path, l.line, l.text))
+                    .with_remediation("unmanage only the accelerated-networking VF: unmanaged-devices=driver:mlx4_core;driver:mlx5_core (or the 68-azure-sriov-nm-unmanaged.rules udev rule)"),
+                &l.path,
+                Some(l.line),
+            ));
+        }
+    }
+    if n.network_manager.is_some() && n.network_scripts_service.is_none() {
+        for f in n
+            .ifcfg
+            .iter()
+            .filter(|f| f.flavor == "redhat" && PRIMARY_NAMES.contains(&f.interface.as_str()))
+        {
+            let Some(nm) = f
+                .nm_controlled
+                .as_ref()
+                .filter(|v| matches!(v.value.to_ascii_lowercase().as_str(), "no" | "n" | "false"))
+            else {
+                continue;
+            };
+            out.push(at(
+                Finding::new(ID, Severity::Error, format!("{} tells NetworkManager to leave {} unmanaged (NM_CONTROLLED={}), and the legacy network service that would bring it up is not installed: the VM would be unreachable", f.path, f.interface, nm.value))
+                    .with_evidence(format!("{}:{}: NM_CONTROLLED={}; NetworkManager installed; no /etc/rc.d/init.d/network", f.path, nm.line, nm.value))
+                    .with_remediation(format!("set NM_CONTROLLED=yes in {} (or delete the line)", f.path)),
+                &f.path,
+                Some(nm.line),
+            ));
+        }
+    }
+    if let (Some(sc), Some(svc), None) = (
+        &n.sysconfig_network,
+        &n.network_scripts_service,
+        &n.network_manager,
+    ) {
+        if let Some(v) = sc
+            .networking
+            .as_ref()
+            .filter(|v| v.value.eq_ignore_ascii_case("no"))
+        {
+            out.push(at(
+                Finding::new(ID, Severity::Error, format!("{} sets NETWORKING=no: the network service ({}) brings no interface up and NetworkManager is not installed, so the VM would be unreachable", sc.path, svc.path))
+                    .with_evidence(format!("{}:{}: NETWORKING={}", sc.path, v.line, v.value))
+                    .with_remediation(format!("set NETWORKING=yes in {}", sc.path)),
+                &sc.path,
+                Some(v.line),
+            ));
+        }
     }
 }
 
@@ -461,10 +681,11 @@ fn naming(ctx: &Context, configs: &[NicConfig], out: &mut Collector) {
     };
     out.evaluated(ID);
     let ifnames0 = cmdline.value("net.ifnames").last() == Some(&"0");
+    let add_ifnames = ctx.family().kernel_args_command("net.ifnames=0");
     let (hits, message, fix) = if ifnames0 {
-        (pred, "the kernel command line sets net.ifnames=0, so the NIC is eth0, but this configuration names", "configure eth0 instead")
+        (pred, "the kernel command line sets net.ifnames=0, so the NIC is eth0, but this configuration names", "configure eth0 instead".to_string())
     } else {
-        (eth, "the kernel command line does not set net.ifnames=0, so udev may give the NIC a predictable name, but this configuration hard-codes", "add net.ifnames=0 to GRUB_CMDLINE_LINUX in /etc/default/grub and regenerate grub.cfg (update-grub, or grub2-mkconfig -o <grub.cfg>)")
+        (eth, "the kernel command line does not set net.ifnames=0, so udev may give the NIC a predictable name, but this configuration hard-codes", add_ifnames)
     };
     for (c, name) in hits {
         out.push(at(
@@ -479,7 +700,7 @@ fn naming(ctx: &Context, configs: &[NicConfig], out: &mut Collector) {
                 c.what,
                 cmdline.raw
             ))
-            .with_remediation(fix),
+            .with_remediation(fix.clone()),
             &c.path,
             c.line,
         ));
@@ -748,6 +969,80 @@ mod tests {
         assert!(
             !predictable_name("eth0") && !predictable_name("enP1s1") && !predictable_name("ens")
         );
+    }
+
+    #[test]
+    fn later_nm_keys_override_earlier_ones() {
+        let l = |t: &str, n| LineRef {
+            path: "/x.conf".into(),
+            line: n,
+            text: t.into(),
+        };
+        let lines = [
+            l("no-auto-default=*", 1),
+            l("no-auto-default=", 2),
+            l("no-auto-default+=mac:00:11:22:33:44:55", 3),
+            l("no-auto-default-x=1", 4),
+        ];
+        let e = nm_effective(&lines, "no-auto-default").unwrap();
+        assert_eq!(e.iter().map(|l| l.line).collect::<Vec<_>>(), [2, 3]);
+        assert!(e.iter().all(|l| catches_primary(&l.text).is_none()));
+        let lines = [l("unmanaged-devices=*", 1), l("unmanaged-devices-=*", 2)];
+        assert!(nm_effective(&lines, "unmanaged-devices").is_none());
+    }
+
+    #[test]
+    fn unmanaged_devices_that_catch_the_nic() {
+        assert_eq!(catches_primary("unmanaged-devices=*").as_deref(), Some("*"));
+        assert_eq!(
+            catches_primary("unmanaged-devices=interface-name:eth*;mac:00:11:22:33:44:55")
+                .as_deref(),
+            Some("interface-name:eth*")
+        );
+        assert!(catches_primary("unmanaged-devices=driver:hv_netvsc").is_some());
+        assert!(catches_primary("unmanaged-devices=interface-name:=eth0").is_some());
+        assert!(catches_primary("unmanaged-devices=driver:mlx4_core;driver:mlx5_core").is_none());
+        assert!(catches_primary("unmanaged-devices=*,except:interface-name:eth0").is_none());
+        assert!(catches_primary("unmanaged-devices=interface-name:eth1").is_none());
+    }
+
+    #[test]
+    fn keyfile_match_lists() {
+        use vhdprep_guest::facts::system::network::parse_nm_keyfile;
+        let k = |t: &str| nm_interfaces(&parse_nm_keyfile("/x.nmconnection", t));
+        assert_eq!(
+            k("[connection]\ninterface-name=eth0\n[match]\ninterface-name=x\n").as_deref(),
+            Some("eth0")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=eth*;en*;\n").as_deref(),
+            Some("eth* en*")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=eth*;!eth1;\n").as_deref(),
+            Some("eth*")
+        );
+        assert_eq!(
+            k("[match]\ninterface-name=!eth1;\n"),
+            None,
+            "any device but eth1"
+        );
+        assert_eq!(k("[connection]\ntype=ethernet\n"), None);
+        // A wifi or loopback profile without a device name never brings up the NIC.
+        let mut v = Vec::new();
+        let mut n = NetworkFacts::default();
+        n.nm_connections.push(parse_nm_keyfile(
+            "/w",
+            "[connection]\ntype=wifi\n[ipv4]\nmethod=disabled\n",
+        ));
+        n.nm_connections.push(parse_nm_keyfile(
+            "/e",
+            "[connection]\ntype=ethernet\nautoconnect=no\n",
+        ));
+        nm_configs(&n, &mut v);
+        assert_eq!(v.len(), 1);
+        assert!(v[0].primary() && v[0].ipv4 == Ipv4::Dhcp);
+        assert_eq!(v[0].not_started, Some(("autoconnect=no".to_string(), 3)));
     }
 
     #[test]

@@ -17,7 +17,7 @@ use vhdprep_guest::facts::system::swap::{FstabSwap, SwapUnit};
 use vhdprep_guest::facts::system::users::PasswordField;
 use vhdprep_guest::facts::system::SystemFacts;
 use vhdprep_guest::fstab::{device_ref, DeviceRef, FstabEntry};
-use vhdprep_guest::FstabMount;
+use vhdprep_guest::{Family, FstabMount};
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
@@ -35,6 +35,8 @@ pub const RULES: &[RuleInfo] = &[
     rule("SYS-010", Severity::Warning, "No default credentials", "A generalized image ships no usable password hash for root or login users and no authorized_keys: a warning, an error for the Marketplace.", "[MKT-CERT] Default credentials; [GENERIC]"),
     rule("SYS-011", Severity::Warning, "SUSE DHCP hostname and sudoers", "SUSE only: DHCLIENT_SET_HOSTNAME=\"no\" in /etc/sysconfig/network/dhcp, and no 'Defaults targetpw' or 'ALL ALL=(ALL) ALL' in /etc/sudoers.", "[SUSE] steps 12-13"),
     rule("SYS-012", Severity::Info, "Azure OS type", "Every Linux or BSD guest is registered with osType Linux.", "[OPENBSD]"),
+    rule("SYS-013", Severity::Error, "SELinux configuration", "/etc/selinux/config must name a mode libselinux knows (enforcing, permissive, disabled) and, unless disabled, a policy that is installed: in enforcing mode systemd halts the boot when it cannot load the policy. A pending /.autorelabel (the first boot relabels every file and reboots) and SELinux turned off on the kernel command line are information.", "not in the shared catalogue: [SYSTEMD] src/core/selinux-setup.c (mac_selinux_setup); [SELINUX] selinux-policy's /etc/selinux/config")
+        .deviating("Not in the shared catalogue: a Red Hat image whose enforcing policy is missing never reaches provisioning, and a pending relabel makes the first boot long and reboot once."),
 ];
 
 /// Most bytes read of a small configuration file this module reads itself.
@@ -54,13 +56,14 @@ pub fn evaluate(ctx: &Context, out: &mut Collector) {
     swap(ctx, sys, out);
     fstab_names(ctx, out);
     resource_disk(ctx, out);
-    time_sync(sys, out);
+    time_sync(ctx, sys, out);
     hyperv_daemons(ctx, sys, out);
     runtime_deps(ctx, sys, out);
     histories(sys, out);
     credentials(ctx, sys, out);
     suse(ctx, out);
     os_type(ctx, out);
+    selinux(ctx, sys, out);
 }
 
 fn evidence_text(e: &Evidence) -> String {
@@ -117,7 +120,13 @@ fn ssh_server(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
         out.push(
             Finding::new(ID, sev, format!("no SSH server is installed; {why}"))
                 .with_evidence("no sshd in /usr/sbin, /usr/bin, /sbin or /usr/local/sbin")
-                .with_remediation("install the SSH server (apt-get install openssh-server, dnf or zypper install openssh-server) and enable it (systemctl enable ssh.service, sshd.service on RHEL and SUSE)"),
+                .with_remediation({
+                    let f = ctx.family();
+                    match f {
+                        Family::Unknown => "install the SSH server (apt-get install openssh-server, dnf or zypper install openssh-server) and enable it (systemctl enable ssh.service, sshd.service on RHEL and SUSE)".to_string(),
+                        f => format!("{} && systemctl enable {}", f.install_command("openssh-server"), f.ssh_unit()),
+                    }
+                }),
         );
         return;
     };
@@ -128,7 +137,7 @@ fn ssh_server(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
         .units
         .iter()
         .find(|u| u.file.is_some() && u.unit.ends_with(".service"))
-        .map_or("sshd.service", |u| u.unit.as_str());
+        .map_or(ctx.family().ssh_unit(), |u| u.unit.as_str());
     let mut seen: Vec<String> = ssh
         .units
         .iter()
@@ -493,7 +502,7 @@ fn resource_disk(ctx: &Context, out: &mut Collector) {
 
 // ---- SYS-006 ------------------------------------------------------------------------------
 
-fn time_sync(sys: &SystemFacts, out: &mut Collector) {
+fn time_sync(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
     const ID: &str = "SYS-006";
     out.evaluated(ID);
     let s = &sys.services;
@@ -504,10 +513,29 @@ fn time_sync(sys: &SystemFacts, out: &mut Collector) {
         .map(|u| u.unit.as_str())
         .collect();
     let refclock = "refclock PHC /dev/ptp_hyperv poll 3 dpoll -2 offset 0";
+    let family = ctx.family();
+    let (conf, unit) = match family {
+        Family::Unknown => (
+            "/etc/chrony/chrony.conf (/etc/chrony.conf on RHEL/SUSE)",
+            "chrony (chronyd on RHEL/SUSE)",
+        ),
+        f => (f.chrony_conf(), f.chrony_unit()),
+    };
+    let install = match family {
+        Family::Unknown => "install chrony".to_string(),
+        f => f.install_command("chrony"),
+    };
     let f = if enabled.is_empty() {
         Finding::new(ID, Severity::Info, "no time-sync service is enabled (chrony, ntpd, systemd-timesyncd); Azure recommends chrony with the Hyper-V PTP clock")
             .with_evidence(format!("time-sync units found: {}", list_or_none(s.time_units.iter().map(|u| u.unit.as_str()))))
-            .with_remediation(format!("install chrony, add `{refclock}` to its configuration, and systemctl enable chrony (chronyd on RHEL/SUSE)"))
+            .with_remediation(format!("{install}, add `{refclock}` to {conf}, and systemctl enable {unit}"))
+    } else if enabled.iter().any(|u| u.starts_with("chrony"))
+        && !s.ptp_hyperv_refclock
+        && s.ptp0_refclock
+    {
+        Finding::new(ID, Severity::Info, "chrony reads the PTP clock as /dev/ptp0, which is the Hyper-V clock only while no other PTP device (an accelerated-networking NIC's) is numbered first")
+            .with_evidence(format!("refclock lines: {}", list_or_none(s.chrony_refclocks.iter().map(|l| l.text.as_str()))))
+            .with_remediation(format!("use `{refclock}` in {conf} (the /dev/ptp_hyperv link names the Hyper-V clock whatever its number)"))
     } else if enabled.iter().any(|u| u.starts_with("chrony")) && !s.ptp_hyperv_refclock {
         Finding::new(
             ID,
@@ -518,9 +546,7 @@ fn time_sync(sys: &SystemFacts, out: &mut Collector) {
             "refclock lines: {}",
             list_or_none(s.chrony_refclocks.iter().map(|l| l.text.as_str()))
         ))
-        .with_remediation(format!(
-            "add `{refclock}` to /etc/chrony/chrony.conf (/etc/chrony.conf on RHEL/SUSE)"
-        ))
+        .with_remediation(format!("add `{refclock}` to {conf}"))
     } else if s.ptp_hyperv_refclock && s.ptp_hyperv_udev_rules.is_empty() {
         Finding::new(ID, Severity::Info, "chrony reads /dev/ptp_hyperv, but no udev rule creates that link (systemd before v246 lacks it)")
             .with_evidence("no rule naming ptp_hyperv in /etc/udev/rules.d, /lib/udev/rules.d or /usr/lib/udev/rules.d")
@@ -581,10 +607,20 @@ fn hyperv_daemons(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
     if let Some(t) = telemetry {
         evidence.push_str(&format!("; {}", evidence_text(t)));
     }
-    let remediation = if masked {
-        "systemctl unmask hv-kvp-daemon.service (hypervkvpd.service on RHEL)"
-    } else {
-        "install the Hyper-V daemons: apt-get install hyperv-daemons, dnf install hyperv-daemons, zypper install hyper-v"
+    let family = ctx.family();
+    let remediation = match (masked, family) {
+        (true, Family::Unknown) => {
+            "systemctl unmask hv-kvp-daemon.service (hypervkvpd.service on RHEL)".to_string()
+        }
+        (true, _) => format!(
+            "systemctl unmask {}",
+            kvp_units.first().map_or("hv-kvp-daemon.service", |u| u.unit.as_str())
+        ),
+        (false, Family::Unknown) => "install the Hyper-V daemons: apt-get install hyperv-daemons, dnf install hyperv-daemons, zypper install hyper-v".to_string(),
+        (false, f) => format!(
+            "install the Hyper-V daemons: {}",
+            f.install_command(f.hyperv_daemons_package())
+        ),
     };
     out.push(
         Finding::new(ID, sev, message)
@@ -632,12 +668,16 @@ fn runtime_deps(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
         return; // AGENT-001 judges an image without a provisioning agent.
     }
     let agents = agents.join(" and ");
-    interpreter(sys, &agents, out);
-    openssl_openssh(sys, out);
+    interpreter(ctx.family(), sys, &agents, out);
+    openssl_openssh(ctx.family(), sys, out);
     tools(sys, &agents, out);
 }
 
-fn interpreter(sys: &SystemFacts, agents: &str, out: &mut Collector) {
+fn interpreter(family: Family, sys: &SystemFacts, agents: &str, out: &mut Collector) {
+    let install = match family {
+        Family::Unknown => "install python3".to_string(),
+        f => f.install_command("python3"),
+    };
     let rt = &sys.runtime;
     let mut broken = false;
     for s in rt.shebangs.iter().filter(|s| s.found.is_none()) {
@@ -645,7 +685,10 @@ fn interpreter(sys: &SystemFacts, agents: &str, out: &mut Collector) {
         out.push(
             Finding::new("SYS-008", Severity::Error, format!("{} starts with #!{}, which is not in the image: the agent cannot start", s.script, s.interpreter))
                 .with_evidence(format!("{}:1: {}", s.script, s.evidence.text))
-                .with_remediation("install the Python 3 interpreter the agent is packaged for (apt-get install python3, dnf install python3)")
+                .with_remediation(match family {
+                    Family::Unknown => "install the Python 3 interpreter the agent is packaged for (apt-get install python3, dnf install python3)".to_string(),
+                    f => format!("install the Python 3 interpreter the agent is packaged for: {}", f.install_command("python3")),
+                })
                 .at_guest(s.script.clone(), Some(1)),
         );
     }
@@ -653,7 +696,7 @@ fn interpreter(sys: &SystemFacts, agents: &str, out: &mut Collector) {
         out.push(
             Finding::new("SYS-008", Severity::Error, format!("no Python interpreter is installed, but {agents} run on Python"))
                 .with_evidence("none of /usr/bin/python3, /usr/bin/python, /usr/libexec/platform-python, /usr/local/bin/python3 exists")
-                .with_remediation("install python3"),
+                .with_remediation(install.clone()),
         );
     }
     for i in &rt.interpreters {
@@ -665,19 +708,22 @@ fn interpreter(sys: &SystemFacts, agents: &str, out: &mut Collector) {
             out.push(
                 Finding::new("SYS-008", Severity::Warning, format!("{} is Python {v}; the agents need Python 2.6 or later (Python 3 in practice)", i.path.path))
                     .with_evidence(format!("{} -> {}", i.path.path, i.resolved))
-                    .with_remediation("install python3"),
+                    .with_remediation(install.clone()),
             );
         }
     }
 }
 
-fn openssl_openssh(sys: &SystemFacts, out: &mut Collector) {
+fn openssl_openssh(family: Family, sys: &SystemFacts, out: &mut Collector) {
     let rt = &sys.runtime;
     if rt.tool("openssl").is_none() {
         out.push(
             Finding::new("SYS-008", Severity::Warning, "openssl is not installed: waagent decrypts certificates and protected settings with it, and cloud-init reads the provisioning certificates with it")
                 .with_evidence("no openssl in /usr/bin, /usr/sbin, /bin, /sbin, /usr/local/bin")
-                .with_remediation("install openssl"),
+                .with_remediation(match family {
+                    Family::Unknown => "install openssl".to_string(),
+                    f => f.install_command("openssl"),
+                }),
         );
     }
     for (pkg, min, shown) in [
@@ -696,7 +742,10 @@ fn openssl_openssh(sys: &SystemFacts, out: &mut Collector) {
                     ),
                 )
                 .with_evidence(p.evidence_text())
-                .with_remediation(format!("upgrade {}", p.package))
+                .with_remediation(match family {
+                    Family::Unknown => format!("upgrade {}", p.package),
+                    f => f.upgrade_command(&p.package),
+                })
                 .at_guest(p.path.clone(), p.line),
             );
         }
@@ -938,6 +987,89 @@ fn os_type(ctx: &Context, out: &mut Collector) {
         .with_evidence(evidence)
         .with_remediation("register the image (definition) with --os-type Linux"),
     );
+}
+
+// ---- SYS-013 ------------------------------------------------------------------------------
+
+fn selinux(ctx: &Context, sys: &SystemFacts, out: &mut Collector) {
+    const ID: &str = "SYS-013";
+    let se = &sys.selinux;
+    const CONFIG: &str = vhdprep_guest::facts::system::selinux::CONFIG;
+    if !se.config_read && se.autorelabel.is_none() {
+        out.skip(ID, "no /etc/selinux/config in the image");
+        return;
+    }
+    out.evaluated(ID);
+    let cmdline = ctx
+        .kernel
+        .as_ref()
+        .and_then(|k| k.cmdlines.effective.as_ref());
+    let kernel_off = cmdline.and_then(|c| {
+        (c.value("selinux").last() == Some(&"0"))
+            .then(|| format!("selinux=0 on the kernel command line ({})", c.raw))
+    });
+    let kernel_permissive = cmdline.and_then(|c| {
+        (c.value("enforcing").last() == Some(&"0"))
+            .then(|| format!("enforcing=0 on the kernel command line ({})", c.raw))
+    });
+    let family = ctx.family();
+    let relabel_fix = match family {
+        Family::Debian => "touch /.autorelabel is what selinux-activate does; remove it only if the files are labelled",
+        _ => "label the files at build time (`setfiles -F /etc/selinux/targeted/contexts/files/file_contexts /` or `fixfiles -F relabel` in the build VM), then rm -f /.autorelabel",
+    };
+    if let Some(mode) = &se.mode {
+        let m = mode.value.to_ascii_lowercase();
+        if !matches!(m.as_str(), "enforcing" | "permissive" | "disabled") {
+            out.push(
+                Finding::new(ID, Severity::Warning, format!("SELINUX={} in {CONFIG} is not a mode libselinux knows (enforcing, permissive, disabled): the boot falls back to what the kernel and policy default to", mode.value))
+                    .with_evidence(format!("{CONFIG}:{}: SELINUX={}", mode.line, mode.value))
+                    .with_remediation(format!("set SELINUX=enforcing (or permissive) in {CONFIG}"))
+                    .at_guest(CONFIG, Some(mode.line)),
+            );
+        } else if m != "disabled" && kernel_off.is_none() && se.policy_files.is_empty() {
+            let ty = se
+                .policy_type
+                .as_ref()
+                .map_or("(SELINUXTYPE unset)".to_string(), |t| t.value.clone());
+            let (sev, effect) = if m == "enforcing" && kernel_permissive.is_none() {
+                (Severity::Error, "systemd cannot load a policy in enforcing mode and halts the boot (\"Failed to load SELinux policy. Freezing.\")")
+            } else {
+                (Severity::Warning, "the VM boots with no policy loaded")
+            };
+            let pkg = match ty.as_str() {
+                "targeted" => "selinux-policy-targeted",
+                "mls" => "selinux-policy-mls",
+                "minimum" => "selinux-policy-minimum",
+                _ => "the selinux-policy package of that type",
+            };
+            let mut f = Finding::new(ID, sev, format!("{CONFIG} sets SELINUX={} with policy type {ty}, but no compiled policy is installed for it: {effect}", mode.value))
+                .with_evidence(format!("{CONFIG}:{}: SELINUX={}; no policy.N in /etc/selinux/{ty}/policy", mode.line, mode.value))
+                .with_remediation(format!("{}, or set SELINUXTYPE to an installed policy", family.install_command(pkg)));
+            f = f.at_guest(CONFIG, Some(mode.line));
+            out.push(f);
+        }
+        if m != "disabled" {
+            if let Some(k) = kernel_off.as_ref().or(kernel_permissive.as_ref()) {
+                out.push(
+                    Finding::new(ID, Severity::Info, format!("{CONFIG} sets SELINUX={}, but {k}", mode.value))
+                        .with_evidence(format!("{CONFIG}:{}: SELINUX={}; {k}", mode.line, mode.value))
+                        .with_remediation(match family {
+                            Family::RedHat => "grubby --update-kernel=ALL --remove-args=\"selinux enforcing\" if SELinux should run as configured".to_string(),
+                            f => format!("remove it from GRUB_CMDLINE_LINUX in /etc/default/grub and `{}` if SELinux should run as configured", f.grub_mkconfig_command()),
+                        })
+                        .at_guest(CONFIG, Some(mode.line)),
+                );
+            }
+        }
+    }
+    if let Some(a) = &se.autorelabel {
+        out.push(
+            Finding::new(ID, Severity::Info, "/.autorelabel is present: the first boot of every VM relabels the whole filesystem and reboots before provisioning starts (minutes on a large root)")
+                .with_evidence(format!("{}: {} bytes", a.path, a.size))
+                .with_remediation(relabel_fix)
+                .at_guest(a.path.clone(), None),
+        );
+    }
 }
 
 #[cfg(test)]

@@ -540,3 +540,5 @@ pub fn agent_facts(
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_upstream;

@@ -318,7 +318,8 @@ pub fn rc_conf_switch(guest: &GuestTree, service: &str) -> Option<RcConfSwitch> 
 /// Everything known about one service under the three init systems.
 #[derive(Debug, Clone, Serialize)]
 pub struct ServiceState {
-    /// The systemd unit (first of the candidate names that exists, else the first name).
+    /// The systemd unit (of the candidate names that exist, the first that starts at boot,
+    /// else the first that exists, else the first name).
     pub systemd: UnitState,
     /// The SysV script.
     pub sysv: SysvState,
@@ -329,18 +330,29 @@ pub struct ServiceState {
 
 impl ServiceState {
     /// Looks up a service by its candidate unit names (`x.service`), SysV script names and
-    /// rc.conf name; the first unit name that exists is reported.
+    /// rc.conf name; of the unit names that exist, the first that starts at boot is reported
+    /// (else the first that exists).
     pub fn lookup(
         guest: &GuestTree,
         units: &[&str],
         sysv_names: &[&str],
         rc_name: &str,
     ) -> ServiceState {
-        let systemd = units
+        // Of the candidate units that exist, the one that starts at boot (an image can carry
+        // two names, e.g. a distribution's unit and one installed from the agent's source),
+        // else the first.
+        let found: Vec<UnitState> = units
             .iter()
             .map(|u| unit_state(guest, u))
-            .find(UnitState::found)
-            .unwrap_or_else(|| unit_state(guest, units.first().copied().unwrap_or("")));
+            .filter(UnitState::found)
+            .collect();
+        let systemd = match found.iter().position(UnitState::starts_at_boot) {
+            Some(i) => found[i].clone(),
+            None => found
+                .into_iter()
+                .next()
+                .unwrap_or_else(|| unit_state(guest, units.first().copied().unwrap_or(""))),
+        };
         let sysv = sysv_names
             .iter()
             .map(|n| sysv_state(guest, n))

@@ -14,6 +14,8 @@
 //!   firewall lines that mention the Azure platform addresses.
 //! - [`services`]: time sync, Hyper-V daemons, and the small systemd enablement helper.
 //! - [`runtime`]: what the agents need at run time: Python, OpenSSL, OpenSSH, system tools.
+//! - [`selinux`]: SELinux mode and policy type, whether that policy is installed, a pending
+//!   `/.autorelabel`.
 //!
 //! Every read is bounded ([`CONFIG_LIMIT`] per configuration file; history files are only
 //! stat'ed, keys only counted), directory listings are capped, and malformed files yield
@@ -22,6 +24,7 @@
 pub mod generalization;
 pub mod network;
 pub mod runtime;
+pub mod selinux;
 pub mod services;
 pub mod ssh;
 pub mod swap;
@@ -36,6 +39,7 @@ use vhdprep_fs::FileKind;
 pub use generalization::GeneralizationFacts;
 pub use network::NetworkFacts;
 pub use runtime::RuntimeFacts;
+pub use selinux::SelinuxFacts;
 pub use services::{ServicesFacts, UnitState};
 pub use ssh::SshFacts;
 pub use swap::SwapFacts;
@@ -67,6 +71,8 @@ pub struct SystemFacts {
     pub services: ServicesFacts,
     /// Agent run-time dependencies (SYS-008).
     pub runtime: RuntimeFacts,
+    /// SELinux mode, policy and a pending relabel (SYS-013).
+    pub selinux: SelinuxFacts,
 }
 
 /// Gathers the system facts of `guest`; `fstab` is the assembled fstab (for swap entries and
@@ -80,6 +86,7 @@ pub fn system_facts(guest: &GuestTree, fstab: &[FstabMount], packages: &Packages
         swap: swap::gather(guest, fstab),
         services: services::gather(guest),
         runtime: runtime::gather(guest, packages),
+        selinux: selinux::gather(guest),
         users,
         network,
     }

@@ -41,16 +41,69 @@ pub struct IfcfgFile {
     /// `IPADDR=` (a static address).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipaddr: Option<Value>,
+    /// `DEVICE=` (Red Hat: the interface the file configures, over the file name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<Value>,
+    /// `TYPE=` (`Ethernet`, `Bond` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kind: Option<Value>,
+    /// `NM_CONTROLLED=` (Red Hat; `no` leaves the device unmanaged by NetworkManager).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nm_controlled: Option<Value>,
+    /// `IPV6INIT=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ipv6init: Option<Value>,
+    /// `PERSISTENT_DHCLIENT=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub persistent_dhclient: Option<Value>,
+    /// `MASTER=`, `BRIDGE=` or `TEAM_MASTER=` (Red Hat): the device is enslaved, its
+    /// addresses come from the bond, bridge or team it is part of.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<Value>,
 }
 
-/// A NetworkManager keyfile connection.
+/// Red Hat's `/etc/sysconfig/network` (a file there; on SUSE the path is a directory).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SysconfigNetwork {
+    /// Guest path.
+    pub path: String,
+    /// `NETWORKING=` (`no`: the legacy network service brings no interface up).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub networking: Option<Value>,
+    /// `HOSTNAME=` (a host name fixed at build time).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<Value>,
+    /// `NOZEROCONF=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub nozeroconf: Option<Value>,
+}
+
+/// A NetworkManager keyfile connection (`nm-settings-keyfile(5)`: a GLib key file).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct NmConnection {
     /// Guest path.
     pub path: String,
+    /// `[connection] id=`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub id: Option<Value>,
+    /// `[connection] type=` (`ethernet` or its alias `802-3-ethernet`, `bond`, `wifi` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conn_type: Option<Value>,
+    /// `[connection] autoconnect=` (absent: true).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub autoconnect: Option<Value>,
     /// `[connection] interface-name=`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub interface_name: Option<Value>,
+    /// `[match] interface-name=` (a `;`-separated list of names or globs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_interface_name: Option<Value>,
+    /// `[ipv4] address1=` ... lines (static addresses).
+    pub ipv4_addresses: usize,
+    /// `[connection] controller=` (or the older `master=`): a port of a bond, bridge or team,
+    /// whose addresses come from that device.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub controller: Option<Value>,
     /// `[ipv4] method=` (`auto`, `manual` ...).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub ipv4_method: Option<Value>,
@@ -125,6 +178,12 @@ pub struct NetworkdFile {
     /// `[Match] MACAddress=` (or `PermanentMACAddress=`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub match_mac: Option<Value>,
+    /// `[Match] Type=` (`ether`, `wlan` ...).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub match_type: Option<Value>,
+    /// Other `[Match]` keys that narrow the file to devices no Azure NIC is
+    /// (`Virtualization=`, `Kind=`, `WLANInterfaceType=`, `SSID=`).
+    pub match_other: Vec<String>,
     /// `[Network] DHCP=`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub dhcp: Option<Value>,
@@ -145,13 +204,23 @@ pub struct NetworkFacts {
     pub interfaces: Vec<IfaceStanza>,
     /// systemd-networkd files.
     pub networkd: Vec<NetworkdFile>,
+    /// Red Hat's `/etc/sysconfig/network`, when it is a file.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sysconfig_network: Option<SysconfigNetwork>,
+    /// The legacy `network` service script of Red Hat's network-scripts, when installed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub network_scripts_service: Option<PathFact>,
     /// The SR-IOV udev rule file ([`SRIOV_RULE`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sriov_udev_rule: Option<PathFact>,
     /// That rule sets `ENV{NM_UNMANAGED}="1"`.
     pub sriov_nm_unmanaged: bool,
-    /// `unmanaged-devices=` lines in `/etc/NetworkManager/conf.d/*.conf`.
+    /// `unmanaged-devices=` (and `+=`, `-=`) lines of NetworkManager.conf and the
+    /// `conf.d/*.conf` files of `/usr/lib` and `/etc`, in the order NetworkManager reads them.
     pub nm_unmanaged_devices: Vec<LineRef>,
+    /// `no-auto-default=` lines of the same files (devices NetworkManager makes no automatic
+    /// "Wired connection" for; RHEL's 00-server.conf has `*`).
+    pub nm_no_auto_default: Vec<LineRef>,
     /// FreeBSD `ifconfig_*=` lines of `/etc/rc.conf`.
     pub freebsd_ifconfig: Vec<LineRef>,
     /// OpenBSD `/etc/hostname.<if>` first lines.
@@ -183,10 +252,13 @@ fn ifcfg_file(g: &GuestTree, path: &str, flavor: &'static str, iface: &str) -> O
     let text = read_text(g, path)?;
     let v = shell_vars(&text);
     let get = |k: &str| var(&v, k).cloned();
+    // Red Hat's DEVICE= names the interface (initscripts and NetworkManager's ifcfg-rh);
+    // wicked takes it from the file name.
+    let device = get("DEVICE").filter(|d| flavor == "redhat" && !d.value.is_empty());
     Some(IfcfgFile {
         path: path.to_string(),
         flavor,
-        interface: iface.to_string(),
+        interface: device.map_or_else(|| iface.to_string(), |d| d.value),
         bootproto: get("BOOTPROTO"),
         onboot: get(if flavor == "suse" {
             "STARTMODE"
@@ -197,7 +269,95 @@ fn ifcfg_file(g: &GuestTree, path: &str, flavor: &'static str, iface: &str) -> O
         macaddr: get("MACADDR").or_else(|| get("LLADDR")),
         dhcp_hostname: get("DHCP_HOSTNAME"),
         ipaddr: get("IPADDR").or_else(|| get("IPADDR0")),
+        device: get("DEVICE"),
+        kind: get("TYPE"),
+        nm_controlled: get("NM_CONTROLLED"),
+        ipv6init: get("IPV6INIT"),
+        persistent_dhclient: get("PERSISTENT_DHCLIENT"),
+        controller: get("MASTER")
+            .or_else(|| get("BRIDGE"))
+            .or_else(|| get("TEAM_MASTER"))
+            .filter(|v| flavor == "redhat" && !v.value.is_empty()),
     })
+}
+
+/// Where the legacy network-scripts `network` service lives.
+pub const NETWORK_SCRIPTS_SERVICE: [&str; 2] = ["/etc/rc.d/init.d/network", "/etc/init.d/network"];
+
+/// Whether NetworkManager's keyfile plugin reads a file of that name
+/// (`nm_keyfile_utils_ignore_filename`): no hidden, backup, editor or certificate files; in
+/// the directories other than `/etc` only `*.nmconnection`.
+pub fn nm_keyfile_name_read(name: &str, require_extension: bool) -> bool {
+    if name.starts_with('.') || name.ends_with('~') {
+        return false;
+    }
+    if name.ends_with(".nmconnection") {
+        return name.len() > ".nmconnection".len();
+    }
+    if require_extension {
+        return false;
+    }
+    ![
+        ".bak", ".orig", ".rej", ".swp", ".tmp", ".pem", ".der", ".key", ".nmmeta",
+    ]
+    .iter()
+    .any(|x| name.ends_with(x))
+}
+
+/// Parses one NetworkManager keyfile's text.
+pub fn parse_nm_keyfile(path: &str, text: &str) -> NmConnection {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    let ipv4_addresses = ini(text)
+        .filter(|(s, k, _, _)| {
+            s == "ipv4"
+                && (k
+                    .strip_prefix("address")
+                    .is_some_and(|n| n.is_empty() || n.bytes().all(|b| b.is_ascii_digit()))
+                    || *k == "addresses")
+        })
+        .count();
+    NmConnection {
+        id: ini_get(text, "connection", "id"),
+        conn_type: ini_get(text, "connection", "type"),
+        autoconnect: ini_get(text, "connection", "autoconnect"),
+        interface_name: ini_get(text, "connection", "interface-name"),
+        match_interface_name: ini_get(text, "match", "interface-name"),
+        ipv4_addresses,
+        controller: ini_get(text, "connection", "controller")
+            .or_else(|| ini_get(text, "connection", "master"))
+            .filter(|v| !v.value.is_empty()),
+        ipv4_method: ini_get(text, "ipv4", "method"),
+        mac_address: ini_get(text, "ethernet", "mac-address")
+            .or_else(|| ini_get(text, "802-3-ethernet", "mac-address")),
+        cloud_init: name.starts_with("cloud-init-"),
+        path: path.to_string(),
+    }
+}
+
+/// Parses one systemd-networkd `.network` file's text.
+pub fn parse_networkd(path: &str, text: &str) -> NetworkdFile {
+    let match_other = ini(text)
+        .filter(|(s, k, v, _)| {
+            s == "Match"
+                && !v.is_empty()
+                && matches!(
+                    *k,
+                    "Virtualization" | "Kind" | "WLANInterfaceType" | "SSID" | "Host"
+                )
+        })
+        .map(|(_, k, v, _)| format!("{k}={v}"))
+        .take(16)
+        .collect();
+    NetworkdFile {
+        match_name: ini_get(text, "Match", "Name"),
+        match_mac: ini_get(text, "Match", "MACAddress")
+            .or_else(|| ini_get(text, "Match", "PermanentMACAddress")),
+        match_type: ini_get(text, "Match", "Type"),
+        match_other,
+        dhcp: ini_get(text, "Network", "DHCP"),
+        addresses: ini_count(text, "Network", "Address") + ini_count(text, "Address", "Address"),
+        path: path.to_string(),
+    }
 }
 
 /// Iterates `(section, key, value, line)` of an INI-style file (keyfile, .network).
@@ -217,10 +377,12 @@ fn ini(text: &str) -> impl Iterator<Item = (String, &str, &str, usize)> {
     })
 }
 
-/// First value of `key` in `section`.
+/// Value of `key` in `section`: the last assignment wins, as GLib key files and systemd
+/// read single-valued settings.
 fn ini_get(text: &str, section: &str, key: &str) -> Option<Value> {
     ini(text)
-        .find(|(s, k, _, _)| s == section && *k == key)
+        .filter(|(s, k, _, _)| s == section && *k == key)
+        .last()
         .map(|(_, _, v, n)| Value {
             value: unquote(v),
             line: n,
@@ -359,31 +521,48 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
     ] {
         for p in glob_dir(g, dir, "ifcfg-*") {
             let iface = p.rsplit_once("ifcfg-").map_or("", |x| x.1).to_string();
-            if iface == "lo" || iface.ends_with(".bak") || iface.ends_with('~') {
+            // initscripts' and wicked's ignore list for backup and package-manager files.
+            let ignored = [
+                ".bak", ".old", ".orig", ".rpmnew", ".rpmorig", ".rpmsave", ".swp", "~",
+            ]
+            .iter()
+            .any(|x| iface.ends_with(x));
+            if iface == "lo" || ignored {
                 continue;
             }
-            f.ifcfg.extend(ifcfg_file(g, &p, flavor, &iface));
+            f.ifcfg
+                .extend(ifcfg_file(g, &p, flavor, &iface).filter(|c| c.interface != "lo"));
         }
     }
-    for dir in [
-        "/etc/NetworkManager/system-connections",
-        "/usr/lib/NetworkManager/system-connections",
+    for (dir, require_extension) in [
+        ("/etc/NetworkManager/system-connections", false),
+        ("/run/NetworkManager/system-connections", true),
+        ("/usr/lib/NetworkManager/system-connections", true),
     ] {
         for (name, _) in list(g, dir) {
+            if !nm_keyfile_name_read(&name, require_extension) {
+                continue;
+            }
             let p = join(dir, &name);
             let Some(text) = read_text(g, &p) else {
                 continue;
             };
-            f.nm_connections.push(NmConnection {
-                interface_name: ini_get(&text, "connection", "interface-name"),
-                ipv4_method: ini_get(&text, "ipv4", "method"),
-                mac_address: ini_get(&text, "ethernet", "mac-address")
-                    .or_else(|| ini_get(&text, "802-3-ethernet", "mac-address")),
-                cloud_init: name.starts_with("cloud-init-"),
-                path: p,
-            });
+            if text.trim().is_empty() {
+                continue; // No [connection]: NetworkManager loads no profile from it.
+            }
+            f.nm_connections.push(parse_nm_keyfile(&p, &text));
         }
     }
+    if let Some(text) = read_text(g, "/etc/sysconfig/network") {
+        let v = shell_vars(&text);
+        f.sysconfig_network = Some(SysconfigNetwork {
+            path: "/etc/sysconfig/network".into(),
+            networking: var(&v, "NETWORKING").cloned(),
+            hostname: var(&v, "HOSTNAME").cloned(),
+            nozeroconf: var(&v, "NOZEROCONF").cloned(),
+        });
+    }
+    f.network_scripts_service = NETWORK_SCRIPTS_SERVICE.iter().find_map(|p| stat(g, p));
     for dir in ["/etc/netplan", "/lib/netplan", "/run/netplan"] {
         for p in glob_dir(g, dir, "*.yaml") {
             match read_text(g, &p) {
@@ -421,15 +600,12 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             let Some(text) = read_text(g, &p) else {
                 continue;
             };
-            f.networkd.push(NetworkdFile {
-                match_name: ini_get(&text, "Match", "Name"),
-                match_mac: ini_get(&text, "Match", "MACAddress")
-                    .or_else(|| ini_get(&text, "Match", "PermanentMACAddress")),
-                dhcp: ini_get(&text, "Network", "DHCP"),
-                addresses: ini_count(&text, "Network", "Address")
-                    + ini_count(&text, "Address", "Address"),
-                path: p,
-            });
+            // networkd skips an empty file (`null_or_empty_path`), as it does a link to
+            // /dev/null: image builders empty 99-dhcp-en.network to turn it off.
+            if text.trim().is_empty() {
+                continue;
+            }
+            f.networkd.push(parse_networkd(&p, &text));
         }
     }
     f.sriov_udev_rule = stat(g, SRIOV_RULE);
@@ -438,13 +614,30 @@ pub fn gather(g: &GuestTree) -> NetworkFacts {
             .lines()
             .any(|l| !l.trim_start().starts_with('#') && l.contains("ENV{NM_UNMANAGED}=\"1\""));
     }
-    for p in glob_dir(g, "/etc/NetworkManager/conf.d", "*.conf") {
+    // NetworkManager.conf, then the conf.d files of /usr/lib and /etc in the order of their
+    // names, a name in /etc hiding the same name in /usr/lib (NetworkManager.conf(5)); later
+    // keys override earlier ones.
+    let mut conf_d: std::collections::BTreeMap<String, String> = Default::default();
+    for dir in [
+        "/usr/lib/NetworkManager/conf.d",
+        "/etc/NetworkManager/conf.d",
+    ] {
+        for p in glob_dir(g, dir, "*.conf") {
+            let name = p.rsplit('/').next().unwrap_or("").to_string();
+            conf_d.insert(name, p);
+        }
+    }
+    let nm_conf = std::iter::once("/etc/NetworkManager/NetworkManager.conf".to_string())
+        .chain(conf_d.into_values());
+    for p in nm_conf {
         let Some(text) = read_text(g, &p) else {
             continue;
         };
         for (n, l) in numbered(&text) {
             if l.trim_start().starts_with("unmanaged-devices") {
                 f.nm_unmanaged_devices.push(line_ref(&p, n, l));
+            } else if l.trim_start().starts_with("no-auto-default") {
+                f.nm_no_auto_default.push(line_ref(&p, n, l));
             }
         }
     }
@@ -544,6 +737,7 @@ mod tests {
                 ("/etc/NetworkManager/system-connections/cloud-init-eth0.nmconnection", "[connection]\nid=cloud-init eth0\ninterface-name=eth0\n[ethernet]\nmac-address=00:0D:3A:00:00:02\n[ipv4]\nmethod=auto\n"),
                 ("/etc/NetworkManager/system-connections/static.nmconnection", "[ipv4]\nmethod=manual\naddress1=10.0.0.9/24\n"),
                 ("/etc/NetworkManager/conf.d/99-azure-unmanaged-devices.conf", "[keyfile]\nunmanaged-devices=driver:mlx4_core,driver:mlx5_core\n"),
+                ("/usr/lib/NetworkManager/conf.d/00-server.conf", "# This configuration file changes NetworkManager's behavior to\n# what's expected on \"traditional UNIX server\" type deployments.\n[main]\nno-auto-default=*\nignore-carrier=*\n"),
                 ("/etc/network/interfaces", "auto lo\niface lo inet loopback\nsource /etc/network/interfaces.d/*\n"),
                 ("/etc/network/interfaces.d/eth0", "auto eth0\niface eth0 inet dhcp\niface eth1 inet static\n  address 10.0.0.3\n"),
                 ("/etc/systemd/network/10-eth0.network", "[Match]\nMACAddress=00:0d:3a:00:00:03\n[Network]\nDHCP=ipv4\nAddress=10.1.1.1/24\n"),
@@ -583,6 +777,7 @@ mod tests {
             "manual"
         );
         assert_eq!(f.nm_unmanaged_devices.len(), 1);
+        assert_eq!(f.nm_no_auto_default[0].line, 4);
         let st: Vec<(&str, &str)> = f
             .interfaces
             .iter()
@@ -600,6 +795,286 @@ mod tests {
         assert_eq!(f.firewall_mentions[0].line, 2);
         assert_eq!(f.freebsd_ifconfig.len(), 1);
         assert_eq!(f.openbsd_hostname_if[0].text, "dhcp");
+    }
+
+    /// A keyfile written by NetworkManager's own nmcli (`--offline` prints it, NM >= 1.40).
+    fn nmcli_keyfile(args: &[&str]) -> String {
+        let out = std::process::Command::new("nmcli")
+            .args(["--offline", "connection", "add"])
+            .args(args)
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run nmcli ({e}): install network-manager"));
+        assert!(
+            out.status.success(),
+            "nmcli {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    #[test]
+    fn nmcli_keyfiles_read_as_networkmanager_wrote_them() {
+        let dhcp = nmcli_keyfile(&[
+            "type",
+            "ethernet",
+            "con-name",
+            "eth0",
+            "ifname",
+            "eth0",
+            "ipv4.method",
+            "auto",
+        ]);
+        let fixed = nmcli_keyfile(&[
+            "type",
+            "ethernet",
+            "con-name",
+            "System eth0",
+            "ifname",
+            "eth0",
+            "ipv4.method",
+            "manual",
+            "ipv4.addresses",
+            "10.0.0.4/24",
+            "ipv4.gateway",
+            "10.0.0.1",
+            "connection.autoconnect",
+            "no",
+        ]);
+        let matched = nmcli_keyfile(&[
+            "type",
+            "ethernet",
+            "con-name",
+            "cloud",
+            "match.interface-name",
+            "eth* en*",
+            "ethernet.mac-address",
+            "00:0D:3A:00:00:01",
+        ]);
+        let bond = nmcli_keyfile(&["type", "bond", "con-name", "bond0", "ifname", "bond0"]);
+        let port = nmcli_keyfile(&[
+            "type",
+            "ethernet",
+            "con-name",
+            "bond0-port",
+            "ifname",
+            "eth0",
+            "master",
+            "bond0",
+            "slave-type",
+            "bond",
+        ]);
+        let dir = "/etc/NetworkManager/system-connections";
+        let g = tree(
+            &[
+                (&format!("{dir}/eth0.nmconnection"), &dhcp),
+                (&format!("{dir}/static.nmconnection"), &fixed),
+                (&format!("{dir}/cloud.nmconnection"), &matched),
+                (&format!("{dir}/bond0.nmconnection"), &bond),
+                (&format!("{dir}/bond0-port.nmconnection"), &port),
+                (&format!("{dir}/eth0.nmconnection.bak"), &fixed),
+                (&format!("{dir}/.hidden.nmconnection"), &fixed),
+                ("/usr/lib/NetworkManager/system-connections/legacy", &fixed),
+            ],
+            &[],
+        );
+        let f = gather(&g);
+        let names: Vec<&str> = f.nm_connections.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "/etc/NetworkManager/system-connections/bond0-port.nmconnection",
+                "/etc/NetworkManager/system-connections/bond0.nmconnection",
+                "/etc/NetworkManager/system-connections/cloud.nmconnection",
+                "/etc/NetworkManager/system-connections/eth0.nmconnection",
+                "/etc/NetworkManager/system-connections/static.nmconnection",
+            ],
+            "backup and hidden files, and extension-less files outside /etc, are not read"
+        );
+        let by = |n: &str| {
+            f.nm_connections
+                .iter()
+                .find(|c| c.path.ends_with(n))
+                .unwrap()
+        };
+        let (b, c, e, s) = (
+            by("bond0.nmconnection"),
+            by("cloud.nmconnection"),
+            by("eth0.nmconnection"),
+            by("static.nmconnection"),
+        );
+        assert_eq!(b.conn_type.as_ref().unwrap().value, "bond");
+        let p = by("bond0-port.nmconnection");
+        assert_eq!(p.controller.as_ref().unwrap().value, "bond0");
+        assert!(e.controller.is_none());
+        assert_eq!(e.conn_type.as_ref().unwrap().value, "ethernet");
+        assert_eq!(e.interface_name.as_ref().unwrap().value, "eth0");
+        assert_eq!(e.ipv4_method.as_ref().unwrap().value, "auto");
+        assert!(e.autoconnect.is_none() && e.ipv4_addresses == 0);
+        assert_eq!(s.id.as_ref().unwrap().value, "System eth0");
+        assert_eq!(s.autoconnect.as_ref().unwrap().value, "false");
+        assert_eq!(s.ipv4_method.as_ref().unwrap().value, "manual");
+        assert_eq!(s.ipv4_addresses, 1);
+        assert!(c.interface_name.is_none());
+        assert_eq!(c.match_interface_name.as_ref().unwrap().value, "eth*;en*;");
+        assert_eq!(c.mac_address.as_ref().unwrap().value, "00:0D:3A:00:00:01");
+        // The line numbers are those of the file nmcli wrote.
+        let line = fixed.lines().position(|l| l == "method=manual").unwrap() + 1;
+        assert_eq!(s.ipv4_method.as_ref().unwrap().line, line);
+    }
+
+    #[test]
+    fn red_hat_suse_and_azure_linux_layouts() {
+        // The ifcfg-eth0 of Azure's RHEL/CentOS/Oracle guides, with DEVICE naming the NIC.
+        let rhel = "DEVICE=eth0\nONBOOT=yes\nBOOTPROTO=dhcp\nTYPE=Ethernet\nUSERCTL=no\nPEERDNS=yes\nIPV6INIT=no\nPERSISTENT_DHCLIENT=yes\nNM_CONTROLLED=yes\n";
+        let g = tree(
+            &[
+                ("/etc/sysconfig/network-scripts/ifcfg-System_eth0", rhel),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth0.rpmsave",
+                    "BOOTPROTO=none\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-loop",
+                    "DEVICE=lo\nONBOOT=yes\n",
+                ),
+                (
+                    "/etc/sysconfig/network",
+                    "NETWORKING=yes\nHOSTNAME=localhost.localdomain\nNOZEROCONF=yes\n",
+                ),
+                ("/etc/rc.d/init.d/network", "#!/bin/bash\n"),
+                (
+                    "/etc/systemd/network/99-dhcp-en.network",
+                    "[Match]\nName=e*\n\n[Network]\nDHCP=yes\nIPv6AcceptRA=no\n",
+                ),
+                (
+                    "/etc/systemd/network/80-wifi.network",
+                    "[Match]\nType=wlan\n[Network]\nDHCP=yes\n",
+                ),
+                ("/etc/systemd/network/90-emptied.network", ""),
+                (
+                    "/etc/systemd/network/80-container.network",
+                    "[Match]\nVirtualization=container\nName=host0\n[Network]\nDHCP=no\nDHCP=yes\n",
+                ),
+            ],
+            &[],
+        );
+        let f = gather(&g);
+        assert_eq!(f.ifcfg.len(), 1, "{:?}", f.ifcfg);
+        let e = &f.ifcfg[0];
+        assert_eq!(e.interface, "eth0", "DEVICE= names the interface");
+        assert_eq!(e.kind.as_ref().unwrap().value, "Ethernet");
+        assert_eq!(e.nm_controlled.as_ref().unwrap().value, "yes");
+        assert_eq!(e.ipv6init.as_ref().unwrap().value, "no");
+        assert_eq!(e.persistent_dhclient.as_ref().unwrap().line, 8);
+        let sc = f.sysconfig_network.as_ref().unwrap();
+        assert_eq!(sc.networking.as_ref().unwrap().value, "yes");
+        assert_eq!(sc.hostname.as_ref().unwrap().value, "localhost.localdomain");
+        assert_eq!(sc.nozeroconf.as_ref().unwrap().line, 3);
+        assert_eq!(
+            f.network_scripts_service.as_ref().unwrap().path,
+            "/etc/rc.d/init.d/network"
+        );
+        let nd: Vec<(&str, Option<&str>, usize)> = f
+            .networkd
+            .iter()
+            .map(|n| {
+                (
+                    n.path.rsplit('/').next().unwrap(),
+                    n.dhcp.as_ref().map(|d| d.value.as_str()),
+                    n.match_other.len(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            nd,
+            [
+                ("80-container.network", Some("yes"), 1),
+                ("80-wifi.network", Some("yes"), 0),
+                ("99-dhcp-en.network", Some("yes"), 0),
+            ],
+            "the last DHCP= wins"
+        );
+        assert_eq!(f.networkd[1].match_type.as_ref().unwrap().value, "wlan");
+        // SUSE: /etc/sysconfig/network is the directory of wicked's files.
+        let suse = tree(
+            &[
+                (
+                    "/etc/sysconfig/network/ifcfg-eth0",
+                    "BOOTPROTO='dhcp'\nSTARTMODE='auto'\nDEVICE=ignored\n",
+                ),
+                ("/etc/sysconfig/network/ifcfg-lo", "STARTMODE=nfsroot\n"),
+                (
+                    "/etc/sysconfig/network/dhcp",
+                    "DHCLIENT_SET_HOSTNAME=\"no\"\n",
+                ),
+            ],
+            &[],
+        );
+        let f = gather(&suse);
+        assert!(f.sysconfig_network.is_none());
+        assert_eq!(f.ifcfg.len(), 1);
+        assert_eq!(
+            f.ifcfg[0].interface, "eth0",
+            "wicked takes the name from the file"
+        );
+        assert_eq!(f.ifcfg[0].onboot.as_ref().unwrap().value, "auto");
+    }
+
+    #[test]
+    fn ifcfg_ports_of_bonds_and_bridges() {
+        let g = tree(
+            &[
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth0",
+                    "DEVICE=eth0\nMASTER=bond0\nSLAVE=yes\nBOOTPROTO=none\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-eth1",
+                    "DEVICE=eth1\nBRIDGE=br0\n",
+                ),
+                (
+                    "/etc/sysconfig/network-scripts/ifcfg-bond0",
+                    "DEVICE=bond0\nTYPE=Bond\nBOOTPROTO=dhcp\n",
+                ),
+            ],
+            &[],
+        );
+        let f = gather(&g);
+        let c: Vec<(&str, Option<&str>)> = f
+            .ifcfg
+            .iter()
+            .map(|i| {
+                (
+                    i.interface.as_str(),
+                    i.controller.as_ref().map(|v| v.value.as_str()),
+                )
+            })
+            .collect();
+        assert_eq!(
+            c,
+            [
+                ("bond0", None),
+                ("eth0", Some("bond0")),
+                ("eth1", Some("br0"))
+            ]
+        );
+    }
+
+    #[test]
+    fn keyfile_names_nm_reads() {
+        assert!(nm_keyfile_name_read("eth0.nmconnection", true));
+        assert!(nm_keyfile_name_read("System eth0", false));
+        assert!(!nm_keyfile_name_read("System eth0", true));
+        for n in [
+            ".x.nmconnection",
+            "x~",
+            "x.bak",
+            "x.rej",
+            "x.nmmeta",
+            ".nmconnection",
+        ] {
+            assert!(!nm_keyfile_name_read(n, false), "{n}");
+        }
     }
 
     #[test]

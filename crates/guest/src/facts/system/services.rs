@@ -89,6 +89,9 @@ pub struct ServicesFacts {
     pub chrony_refclocks: Vec<LineRef>,
     /// A `refclock PHC /dev/ptp_hyperv` line exists.
     pub ptp_hyperv_refclock: bool,
+    /// A `refclock PHC /dev/ptp0` line exists (the Hyper-V clock on VMs whose only PTP device
+    /// it is; Azure's older guidance).
+    pub ptp0_refclock: bool,
     /// `/etc/ntp.conf` (or `/etc/ntpsec/ntp.conf`), if present.
     pub ntp_conf: Vec<PathFact>,
     /// chrony/ntp/timesyncd units that exist or are enabled.
@@ -150,10 +153,12 @@ pub fn gather(g: &GuestTree) -> ServicesFacts {
             let mut w = l.split_whitespace();
             if w.next() == Some("refclock") {
                 let rest: Vec<&str> = w.collect();
-                if rest.first().is_some_and(|d| d.eq_ignore_ascii_case("PHC"))
-                    && rest.get(1) == Some(&"/dev/ptp_hyperv")
-                {
-                    f.ptp_hyperv_refclock = true;
+                if rest.first().is_some_and(|d| d.eq_ignore_ascii_case("PHC")) {
+                    match rest.get(1).copied() {
+                        Some("/dev/ptp_hyperv") => f.ptp_hyperv_refclock = true,
+                        Some("/dev/ptp0") => f.ptp0_refclock = true,
+                        _ => {}
+                    }
                 }
                 f.chrony_refclocks.push(line_ref(&p, n, l));
             }
