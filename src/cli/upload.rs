@@ -109,7 +109,6 @@ pub fn run(args: UploadArgs) -> Result<i32, CliError> {
         verify_download: args.verify_download,
         overwrite: args.overwrite,
         resume_managed_disk: args.resume,
-        ..UploadOptions::default()
     };
     let size = std::fs::metadata(&args.image).map(|m| m.len()).unwrap_or(0);
     let mut bar = Bar(byte_bar(size, args.quiet || args.json));

@@ -50,6 +50,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::single_range_in_vec_init)]
     fn merge_cover_and_first_missing() {
         let have = merge(vec![1024..2048, 0..512, 512..1024, 4096..8192, 9000..9000]);
         assert_eq!(have, vec![0..2048, 4096..8192]);

@@ -432,7 +432,7 @@ impl Observer for PassObserver {
             return;
         }
         // Fails only once the sender has stopped; `failure` then ends the pass.
-        let _ = self.tx.blocking_send(piece.clone());
+        let _ = self.tx.blocking_send(*piece);
     }
 
     fn progress(&mut self, done: u64, _total: u64) {
