@@ -56,6 +56,16 @@ fi
 python3 -c 'import yaml' 2>/dev/null || python3 -m pip install -q PyYAML
 # tests/faultfs.py: a FUSE filesystem injecting EIO and ENOSPC (fusepy binds libfuse2).
 python3 -c 'import fuse' 2>/dev/null || python3 -m pip install -q fusepy
+# tests/upload_azurite.rs: Microsoft's storage emulator (npm `azurite`, kept outside the
+# checkout like the fixtures) and Microsoft's Python SDK as the other side.
+command -v npm >/dev/null 2>&1 || {
+  [ "$(id -u)" -eq 0 ] || { echo "scripts/test.sh: npm is missing; run as root" >&2; exit 2; }
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+}
+export VHDPREP_AZURITE=${VHDPREP_AZURITE:-/var/cache/vhdprep-node/node_modules/.bin/azurite-blob}
+[ -x "$VHDPREP_AZURITE" ] ||
+  npm install --silent --no-audit --no-fund --prefix /var/cache/vhdprep-node azurite@3.35.0
+python3 -c 'import azure.storage.blob' 2>/dev/null || python3 -m pip install -q azure-storage-blob
 # The SARIF renderer's tests validate against the OASIS schema, URI formats included.
 python3 -c 'import jsonschema, rfc3986_validator' 2>/dev/null ||
   python3 -m pip install -q jsonschema rfc3986-validator

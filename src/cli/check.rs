@@ -68,14 +68,9 @@ pub enum FormatArg {
     Junit,
 }
 
+/// The flags that make the policy (shared by `check` and `upload`).
 #[derive(Args)]
-pub struct CheckArgs {
-    /// The OS disk image (fixed VHD; raw, dynamic/differencing VHD, VHDX, qcow2, VMDK, OVA
-    /// and VDI are read too and reported).
-    pub image: PathBuf,
-    /// A data disk of the same image (repeatable): container and size rules.
-    #[arg(long = "data-disk", value_name = "IMG")]
-    pub data_disks: Vec<PathBuf>,
+pub struct PolicyArgs {
     /// The generation the image will be registered as (default: judge what the disk boots).
     #[arg(long, value_enum)]
     pub generation: Option<GenerationArg>,
@@ -103,6 +98,18 @@ pub struct CheckArgs {
     /// TOML file with the same settings (flags given here win; allow lists add up).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The OS disk image (fixed VHD; raw, dynamic/differencing VHD, VHDX, qcow2, VMDK, OVA
+    /// and VDI are read too and reported).
+    pub image: PathBuf,
+    /// A data disk of the same image (repeatable): container and size rules.
+    #[arg(long = "data-disk", value_name = "IMG")]
+    pub data_disks: Vec<PathBuf>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     /// Report format.
     #[arg(long, value_enum, default_value = "text")]
     pub format: FormatArg,
@@ -113,9 +120,10 @@ pub struct CheckArgs {
     pub parents: super::ParentArgs,
 }
 
-/// Builds the policy: the config file first, then the flags.
-fn policy(args: &CheckArgs) -> Result<(Policy, Vec<PathBuf>), CliError> {
-    let (mut p, mut disks) = match &args.config {
+/// Builds the policy: the config file first, then the flags; with the data disks the config
+/// file names.
+pub fn policy_of(args: &PolicyArgs) -> Result<(Policy, Vec<PathBuf>), CliError> {
+    let (mut p, disks) = match &args.config {
         Some(path) => {
             let cfg = ConfigFile::load(path).map_err(CliError::trouble)?;
             (cfg.policy(), cfg.data_disks.clone())
@@ -145,12 +153,12 @@ fn policy(args: &CheckArgs) -> Result<(Policy, Vec<PathBuf>), CliError> {
         check_rule_id(id).map_err(|e| CliError::trouble(format!("--allow: {e}")))?;
         p.allow.insert(id.to_ascii_uppercase());
     }
-    disks.extend(args.data_disks.iter().cloned());
     Ok((p, disks))
 }
 
 pub fn run(args: CheckArgs) -> Result<i32, CliError> {
-    let (policy, disk_paths) = policy(&args)?;
+    let (policy, mut disk_paths) = policy_of(&args.policy)?;
+    disk_paths.extend(args.data_disks.iter().cloned());
     let image = args.parents.open_reading(&args.image)?;
     let data_disks = disk_paths
         .iter()

@@ -22,6 +22,7 @@ mod guest;
 mod info;
 mod progress;
 mod rules;
+mod upload;
 
 use clap::{Parser, Subcommand};
 use std::fmt;
@@ -150,6 +151,9 @@ enum Command {
     /// MD5, SHA-256, CRC32, BLAKE3 and the map of non-zero ranges in one pass; `--verify
     /// MANIFEST` recomputes a manifest and exits 1 naming each value that differs.
     Checksum(checksum::ChecksumArgs),
+    /// Send the checked fixed VHD to an Azure page blob or managed disk: only its non-zero
+    /// pages, resumable, verified. Exit 1 when the blob does not match the image afterwards.
+    Upload(upload::UploadArgs),
 }
 
 /// Parses the arguments, runs the command, prints any error, and returns the exit status.
@@ -177,6 +181,7 @@ pub fn run() -> i32 {
         Command::Rules(a) => rules::run(a),
         Command::Gallery(a) => gallery::run(a),
         Command::Checksum(a) => checksum::run(a),
+        Command::Upload(a) => upload::run(a),
     };
     match result {
         Ok(code) => code,
