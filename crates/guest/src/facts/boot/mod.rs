@@ -18,6 +18,7 @@
 //! [`MAX_LOADER_BYTES`] of loaders in all, a bounded number of ESP directories and files.
 
 pub mod authenticode;
+pub mod bls_entry;
 pub mod der;
 pub mod grub_pc;
 pub mod pe;
