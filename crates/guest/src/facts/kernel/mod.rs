@@ -349,7 +349,8 @@ fn files_in(guest: &GuestTree, dir: &str, suffix: &str) -> Vec<String> {
 }
 
 /// Where a path written in a boot loader entry is found in the guest: as written, or under
-/// `/boot` (grub paths are relative to the partition holding them, which may be `/boot`).
+/// `/boot` (grub paths are relative to the partition holding them, which may be `/boot`), or
+/// on an ESP mounted at `/boot/efi` or `/efi`.
 /// A `(hd0,gpt2)` device prefix is dropped; `$variables` are not resolved.
 fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
     if p.is_empty() || p.contains('$') {
@@ -364,9 +365,15 @@ fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
     } else {
         format!("/{p}")
     };
-    [abs.clone(), format!("/boot{abs}")]
-        .into_iter()
-        .find(|c| is_kind(guest, c, FileKind::File))
+    // Last, on an ESP: mkosi and similar keep the kernel, the initrd and grub.cfg there.
+    [
+        abs.clone(),
+        format!("/boot{abs}"),
+        format!("/boot/efi{abs}"),
+        format!("/efi{abs}"),
+    ]
+    .into_iter()
+    .find(|c| is_kind(guest, c, FileKind::File))
 }
 
 /// Gathers the kernel facts of a guest.
