@@ -94,7 +94,7 @@ pub fn boot_refs(
             file: Some(found.to_string()),
             range: None,
         };
-        let kernel = blob(&s.kernel.as_ref().map_or("", |k| k.path.as_str()), &found);
+        let kernel = blob(s.kernel.as_ref().map_or("", |k| k.path.as_str()), &found);
         let Some(v) = release(guest, &kernel, None) else {
             continue;
         };
