@@ -12,7 +12,12 @@ fn systemd(a: &str, b: &str) -> Ordering {
         .output()
         .expect("run systemd-analyze (install Debian package systemd)");
     let text = String::from_utf8_lossy(&out.stdout);
-    let op = text.split_whitespace().nth(1).unwrap_or("");
+    // `<a> <op> <b>`; the versions may hold blanks.
+    let op = text
+        .trim_end()
+        .strip_prefix(a)
+        .and_then(|t| t.strip_suffix(b))
+        .map_or("", str::trim);
     match op {
         "<" => Ordering::Less,
         "==" => Ordering::Equal,

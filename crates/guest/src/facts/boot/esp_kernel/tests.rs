@@ -165,3 +165,38 @@ fn hostile_entries_are_bounded() {
     let broken = l.entries.iter().find(|e| e.kind == EntryKind::Uki).unwrap();
     assert!(broken.kernel.is_none() && !broken.problems.is_empty());
 }
+
+#[test]
+fn xbootldr_at_boot_holds_entries_and_ukis_for_the_esp_at_efi() {
+    let fs = esp()
+        .dir("/boot")
+        .dir("/boot/loader")
+        .dir("/boot/loader/entries")
+        .file(
+            "/boot/loader/entries/fedora-6.5.conf",
+            "title Fedora\nversion 6.5.6\nlinux /8a1b/6.5.6/linux\ninitrd /8a1b/6.5.6/initrd\noptions root=UUID=2\n",
+        )
+        .dir("/boot/8a1b")
+        .dir("/boot/8a1b/6.5.6")
+        .file("/boot/8a1b/6.5.6/linux", "k")
+        .file("/boot/8a1b/6.5.6/initrd", "i")
+        .dir("/boot/EFI")
+        .dir("/boot/EFI/Linux")
+        .file_bytes(
+            "/boot/EFI/Linux/fedora-6.6.efi",
+            &build(&[(".uname", b"6.6.1"), (".linux", b"MZ")]),
+        );
+    let l = gather(&guest(fs));
+    assert_eq!(l.boot_roots, ["/efi", "/boot"]);
+    let ids: Vec<&str> = l.entries.iter().map(|e| e.id.as_str()).collect();
+    // No sort key on either: decreasing file name order.
+    assert_eq!(ids, ["fedora-6.6.efi", "fedora-6.5.conf"]);
+    let t1 = &l.entries[1];
+    assert_eq!(t1.boot_root, "/boot");
+    assert_eq!(
+        t1.kernel.as_ref().unwrap().file.as_deref(),
+        Some("/boot/8a1b/6.5.6/linux")
+    );
+    assert_eq!(l.default, Some(0));
+    assert_eq!(l.entries[0].release.as_deref(), Some("6.6.1"));
+}
