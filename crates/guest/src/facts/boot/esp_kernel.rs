@@ -197,6 +197,12 @@ fn find_ci(guest: &GuestTree, dir: &str, name: &str) -> Option<String> {
         .map(|n| format!("{}/{n}", dir.trim_end_matches('/')))
 }
 
+/// The `EFI` directory of the `$BOOT` at `root` (any case, as FAT matches names), but not the
+/// mount point of another `$BOOT` (`/boot/efi` is the ESP, not `/boot`'s `EFI`).
+fn efi_dir(guest: &GuestTree, root: &str) -> Option<String> {
+    find_ci(guest, root, "EFI").filter(|d| !BOOT_ROOTS.contains(&d.as_str()))
+}
+
 /// Resolves `p`, written relative to the partition mounted at `root`, in the guest.
 pub fn resolve_on(guest: &GuestTree, root: &str, p: &str) -> Option<String> {
     if p.is_empty() || p.contains('$') {
@@ -395,7 +401,7 @@ pub fn gather(guest: &GuestTree) -> LoaderEntries {
         }
         // Type #2: UKIs in EFI/Linux (systemd-boot lists them; without it they are still
         // kernels the firmware may be pointed at).
-        let linux = find_ci(guest, &r, "EFI").and_then(|e| find_ci(guest, &e, "Linux"));
+        let linux = efi_dir(guest, &r).and_then(|e| find_ci(guest, &e, "Linux"));
         if let Some(dir) = linux {
             let files: Vec<String> = names(guest, &dir)
                 .into_iter()
@@ -438,7 +444,7 @@ fn esp_grub(guest: &GuestTree, roots: &[String]) -> Vec<CmdlineSource> {
             files.push((r.clone(), format!("{r}/{d}/grub.cfg")));
         }
         if r == "/efi" {
-            if let Some(efi) = find_ci(guest, r, "EFI") {
+            if let Some(efi) = efi_dir(guest, r) {
                 for d in names(guest, &efi) {
                     if let Some(f) = find_ci(guest, &format!("{efi}/{d}"), "grub.cfg") {
                         files.push((r.clone(), f));

@@ -200,3 +200,20 @@ fn xbootldr_at_boot_holds_entries_and_ukis_for_the_esp_at_efi() {
     assert_eq!(l.default, Some(0));
     assert_eq!(l.entries[0].release.as_deref(), Some("6.6.1"));
 }
+
+#[test]
+fn the_esp_mount_point_is_not_the_efi_directory_of_boot() {
+    // Debian: the ESP at /boot/efi holds EFI/BOOT/BOOTX64.EFI = systemd-boot; /boot itself
+    // (ext4) has no EFI directory, only the mount point `efi`.
+    let sd = build(&[(".sdmagic", b"#### LoaderInfo: systemd-boot 252 ####\0")]);
+    let fs = MemFs::default()
+        .dir("/")
+        .dir("/boot")
+        .dir("/boot/efi")
+        .dir("/boot/efi/EFI")
+        .dir("/boot/efi/EFI/BOOT")
+        .file_bytes("/boot/efi/EFI/BOOT/BOOTX64.EFI", &sd);
+    let l = gather(&guest(fs));
+    assert_eq!(l.boot_roots, ["/boot/efi", "/boot"]);
+    assert_eq!(l.systemd_boot, ["/boot/efi/EFI/BOOT/BOOTX64.EFI"]);
+}
