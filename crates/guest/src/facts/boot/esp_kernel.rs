@@ -393,7 +393,14 @@ pub fn gather(guest: &GuestTree) -> LoaderEntries {
                         out.problems.push(format!("{p}: unreadable"));
                         continue;
                     };
-                    let mut e = type1_entry(guest, &r, &p, bls_entry::parse(&n, &b));
+                    let parsed = bls_entry::parse(&n, &b);
+                    if parsed.linux.is_none() && parsed.efi.is_none() {
+                        // systemd-boot drops such an entry from its menu.
+                        out.problems
+                            .push(format!("{p}: neither `linux` nor `efi`: not a boot entry"));
+                        continue;
+                    }
+                    let mut e = type1_entry(guest, &r, &p, parsed);
                     e.cmdline_line = options_line(&b);
                     out.entries.push(e);
                 }

@@ -50,8 +50,13 @@ fn type1_entries_and_ukis_in_menu_order_with_the_configured_default() {
                 (".linux", b"MZ"),
             ]),
         );
+    let fs = fs.file(
+        "/efi/loader/entries/zz-empty.conf",
+        "title nothing to boot\n",
+    );
     let l = gather(&guest(fs));
     assert_eq!(l.boot_roots, ["/efi"]);
+    assert!(l.problems.iter().any(|p| p.contains("zz-empty.conf")));
     assert!(l.fallback_boots_entries);
     assert_eq!(l.systemd_boot.len(), 2);
     assert_eq!(l.entries.len(), 2);
