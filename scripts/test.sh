@@ -24,7 +24,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         nmcli:network-manager unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
-        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg)
+        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg
+        objcopy:binutils bootctl:systemd-boot systemd-analyze:systemd)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}
@@ -34,6 +35,8 @@ done
 # the shell keyword.
 [ -f /usr/lib/grub/i386-pc/boot.img ] || missing+=(grub-pc-bin)
 [ -x /usr/bin/time ] || missing+=(time)
+# Unified kernel images are built over systemd's stub; systemd-boot's own binary is read too.
+[ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || missing+=(systemd-boot-efi)
 # The FUSE fault injector of tests/writer_faults_fs.rs (tests/faultfs.py) is fusepy over libfuse2.
 compgen -G '/usr/lib/*/libfuse.so.2' >/dev/null || missing+=(libfuse2)
 # The qcow2 tests read images with libqcow's Python binding, as Debian's python3 has it.

@@ -3,7 +3,7 @@
 
 use crate::Target;
 use vhdprep_guest::elf;
-use vhdprep_guest::facts::boot::{authenticode, der, grub_pc, pe};
+use vhdprep_guest::facts::boot::{authenticode, der, grub_pc, pe, uki};
 use vhdprep_guest::facts::kernel::{cpio, decompress, initramfs};
 
 /// The binary targets.
@@ -22,6 +22,11 @@ pub const TARGETS: &[Target] = &[
         name: "pe",
         about: "PE/COFF headers and certificate table, each Authenticode entry parsed; sparse_image",
         run: pe,
+    },
+    Target {
+        name: "uki",
+        about: "PE section tables and unified kernel image sections (uki::read, .sdmagic, .osrel, .cmdline) and the bzImage release string",
+        run: uki,
     },
     Target {
         name: "authenticode",
@@ -81,6 +86,22 @@ pub fn cpio(data: &[u8]) {
         }
     }
     let _ = (p.truncated(), p.after_trailer());
+}
+
+/// A PE image read for its sections as a unified kernel image, every payload range checked to
+/// lie in the input; and the input as a bzImage header.
+pub fn uki(data: &[u8]) {
+    if let Ok(s) = uki::read_bytes(data) {
+        assert!(s.sections.len() <= uki::MAX_SECTIONS);
+        for r in [s.linux, s.initrd].into_iter().flatten() {
+            assert!(
+                r.offset + r.len <= data.len() as u64,
+                "payload outside the file"
+            );
+        }
+        let _ = (s.os_version(), s.os_sort_key());
+    }
+    let _ = uki::bzimage_release(data);
 }
 
 /// A PE image: headers, certificate table, each Authenticode entry; and the sparse copy the

@@ -43,6 +43,11 @@ pub const TARGETS: &[Target] = &[
         run: grub_cfg,
     },
     Target {
+        name: "bls_entry",
+        about: "Boot Loader Specification Type #1 entries (bls_entry::parse, menu order, UAPI version_cmp) and systemd-boot's loader.conf default glob",
+        run: bls_entry,
+    },
+    Target {
         name: "bls",
         about: "/boot/loader/entries/*.conf BLS entries with grubenv kernelopts/saved_entry",
         run: bls,
@@ -181,6 +186,36 @@ pub fn bls(data: &[u8]) {
     ];
     let g = guest(&files(PATHS, data), &["/boot/vmlinuz-6.1.0-2"]);
     let _ = gather_cmdlines(&g);
+}
+
+/// Two Type #1 entries (the input split at its first NUL), their menu order and versions, and
+/// the input read as `loader.conf` whose `default` glob is matched against both ids.
+pub fn bls_entry(data: &[u8]) {
+    use vhdprep_guest::facts::boot::{bls_entry, systemd_boot};
+    let (a, b) = match data.iter().position(|&c| c == 0) {
+        Some(i) => (&data[..i], &data[i + 1..]),
+        None => (data, &[][..]),
+    };
+    let name = String::from_utf8_lossy(&a[..a.len().min(64)]).replace('/', "_");
+    let ea = bls_entry::parse(&format!("{name}.conf"), a);
+    let eb = bls_entry::parse("b+1-2.conf", b);
+    assert!(
+        ea.initrd.len() <= bls_entry::MAX_REPEATS && ea.options.len() <= bls_entry::MAX_REPEATS
+    );
+    let o = bls_entry::compare(&ea.sort_fields(), &eb.sort_fields());
+    assert_eq!(
+        o.reverse(),
+        bls_entry::compare(&eb.sort_fields(), &ea.sort_fields())
+    );
+    let (va, vb) = (ea.version.as_deref(), eb.version.as_deref());
+    assert_eq!(
+        bls_entry::version_cmp(va, vb).reverse(),
+        bls_entry::version_cmp(vb, va)
+    );
+    assert_eq!(bls_entry::version_cmp(va, va), std::cmp::Ordering::Equal);
+    let _ = ea.cmdline();
+    let conf = systemd_boot::parse_loader_conf(data);
+    let _ = systemd_boot::default_index(Some(&conf), &[ea.id.as_str(), eb.id.as_str()]);
 }
 
 /// `/etc/default/grub` and a `grub.d` drop-in, `/etc/kernel/cmdline`, legacy `menu.lst`,

@@ -56,6 +56,9 @@ pub struct Guest {
     pub root_subvol: Option<String>,
     /// Every fstab entry and what became of it.
     pub fstab: Vec<FstabMount>,
+    /// Partitions mounted by their GPT type where fstab names no mount (Discoverable
+    /// Partitions Specification).
+    pub discovered: Vec<crate::discoverable::DiscoveredMount>,
     /// Problems seen while assembling.
     pub findings: Vec<Finding>,
 }
@@ -136,7 +139,8 @@ pub fn assemble(volumes: &[GuestVolume]) -> Option<Guest> {
             ),
         ));
     }
-    // Prefer a candidate whose fstab names itself as `/`.
+    // Prefer a candidate whose fstab names itself as `/`, then one with a discoverable root
+    // partition type.
     let pick = candidates
         .iter()
         .position(|(i, _, _, entries)| {
@@ -144,6 +148,11 @@ pub fn assemble(volumes: &[GuestVolume]) -> Option<Guest> {
                 .iter()
                 .filter(|e| e.mountpoint == "/")
                 .any(|e| find_volume(volumes, &device_ref(&e.spec)) == Some(*i))
+        })
+        .or_else(|| {
+            candidates
+                .iter()
+                .position(|(i, ..)| crate::discoverable::is_root_type(&volumes[*i]))
         })
         .unwrap_or(0);
     if candidates.is_empty() {
@@ -159,11 +168,20 @@ pub fn assemble(volumes: &[GuestVolume]) -> Option<Guest> {
         mounts.push(mount_entry(&mut tree, volumes, e, root_idx, &mut findings));
     }
     mounts.sort_by_key(|m| m.entry.line);
+    let used: Vec<String> = entries.iter().map(|e| e.mountpoint.clone()).collect();
+    let mut in_tree: Vec<VolumeSource> = mounts
+        .iter()
+        .filter(|m| m.mounted)
+        .filter_map(|m| m.volume.clone())
+        .collect();
+    in_tree.push(root_source.clone());
+    let discovered = crate::discoverable::mount_discoverable(&mut tree, volumes, &used, &in_tree);
     Some(Guest {
         tree,
         root: root_source,
         root_subvol,
         fstab: mounts,
+        discovered,
         findings,
     })
 }

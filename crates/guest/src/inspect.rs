@@ -235,6 +235,12 @@ fn mountpoint_of(guest: Option<&Guest>, source: &VolumeSource) -> Option<String>
         .iter()
         .find(|m| m.mounted && m.volume.as_ref() == Some(source))
         .map(|m| m.entry.mountpoint.clone())
+        .or_else(|| {
+            g.discovered
+                .iter()
+                .find(|d| d.problem.is_none() && &d.volume == source)
+                .map(|d| d.mountpoint.clone())
+        })
 }
 
 /// Inspects an opened image. Returns the report with the volumes and the assembled guest, so

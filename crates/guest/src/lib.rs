@@ -12,6 +12,7 @@
 #![forbid(unsafe_code)]
 
 pub mod assemble;
+pub mod discoverable;
 pub mod elf;
 pub mod facts;
 pub mod family;

@@ -850,6 +850,8 @@ fn kind_name(k: SourceKind) -> &'static str {
         SourceKind::MenuLst => "legacy menu.lst",
         SourceKind::FreebsdLoader => "FreeBSD loader.conf",
         SourceKind::OpenbsdBoot => "OpenBSD boot.conf",
+        SourceKind::SystemdBoot => "systemd-boot entry",
+        SourceKind::Uki => ".cmdline section of the unified kernel image",
     }
 }
 

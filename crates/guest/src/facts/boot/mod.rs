@@ -18,9 +18,13 @@
 //! [`MAX_LOADER_BYTES`] of loaders in all, a bounded number of ESP directories and files.
 
 pub mod authenticode;
+pub mod bls_entry;
 pub mod der;
+pub mod esp_kernel;
 pub mod grub_pc;
 pub mod pe;
+pub mod systemd_boot;
+pub mod uki;
 
 use crate::tree::GuestTree;
 use crate::volumes::{open_filesystem, GuestVolume};

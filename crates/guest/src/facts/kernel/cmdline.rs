@@ -137,6 +137,10 @@ pub enum SourceKind {
     FreebsdLoader,
     /// A line of OpenBSD `/etc/boot.conf`.
     OpenbsdBoot,
+    /// A Type #1 entry read by systemd-boot (`loader/entries/*.conf` on the ESP/XBOOTLDR).
+    SystemdBoot,
+    /// The `.cmdline` section of a unified kernel image.
+    Uki,
 }
 
 /// A referenced boot file and whether it exists in the guest.
@@ -339,7 +343,8 @@ fn grub_words(line: &str) -> Vec<String> {
     out
 }
 
-fn source(kind: SourceKind, file: &str, line: usize, args: &str) -> CmdlineSource {
+/// A source of `kind` at `file:line` with the arguments `args`, `root=` classified.
+pub fn source(kind: SourceKind, file: &str, line: usize, args: &str) -> CmdlineSource {
     let cmdline = Cmdline::parse(args);
     let root = cmdline.value("root").last().map(|v| RootRef {
         value: v.to_string(),

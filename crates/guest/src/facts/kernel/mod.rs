@@ -16,8 +16,10 @@ pub mod cmdline;
 pub mod cpio;
 pub mod decompress;
 pub mod initramfs;
+pub mod loader_kernels;
 pub mod modules;
 
+use crate::facts::boot::esp_kernel;
 use crate::GuestTree;
 use cmdline::CommandLines;
 use initramfs::Listing;
@@ -262,7 +264,12 @@ impl InitramfsBudget {
     }
 }
 
-fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> InstalledKernel {
+fn kernel(
+    guest: &GuestTree,
+    v: &str,
+    budget: &mut InitramfsBudget,
+    boot_ref: Option<&loader_kernels::BootRef>,
+) -> InstalledKernel {
     let boot = |names: &[String]| -> Option<String> {
         names
             .iter()
@@ -274,11 +281,14 @@ fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> Installed
         format!("vmlinux-{v}"),
         format!("Image-{v}"),
     ]);
+    // The boot loader's configuration names the kernel elsewhere (ESP, UKI).
+    let vmlinuz = vmlinuz.or_else(|| boot_ref.map(|b| b.kernel.label()));
     let config = boot(&[format!("config-{v}")]);
     let system_map = boot(&[format!("System.map-{v}")]);
     let modules_dir = [format!("/lib/modules/{v}"), format!("/usr/lib/modules/{v}")]
         .into_iter()
         .find(|d| is_kind(guest, d, FileKind::Dir));
+    let config = config.or_else(|| loader_kernels::modules_config(guest, modules_dir.as_ref()));
     let builtin = modules_dir
         .as_ref()
         .and_then(|d| text(guest, &format!("{d}/modules.builtin")))
@@ -303,12 +313,13 @@ fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> Installed
         format!("initrd-{v}.img"),
     ]);
     let mut initramfs_error = None;
-    let initramfs = initrd_path.and_then(|p| {
-        budget
-            .list(guest, p)
-            .map_err(|e| initramfs_error = Some(e))
-            .ok()
-    });
+    let from_loader = boot_ref.filter(|b| initrd_path.is_none() && !b.initrd.is_empty());
+    let initramfs = match from_loader {
+        Some(b) => budget.list_blobs(guest, &b.initrd).map_err(Some),
+        None => initrd_path.map_or(Err(None), |p| budget.list(guest, p).map_err(Some)),
+    }
+    .map_err(|e| initramfs_error = e)
+    .ok();
     let members: Vec<String> = initramfs
         .as_ref()
         .map(|i| i.listing.members.iter().map(|m| m.name.clone()).collect())
@@ -338,7 +349,8 @@ fn files_in(guest: &GuestTree, dir: &str, suffix: &str) -> Vec<String> {
 }
 
 /// Where a path written in a boot loader entry is found in the guest: as written, or under
-/// `/boot` (grub paths are relative to the partition holding them, which may be `/boot`).
+/// `/boot` (grub paths are relative to the partition holding them, which may be `/boot`), or
+/// on an ESP mounted at `/boot/efi` or `/efi`.
 /// A `(hd0,gpt2)` device prefix is dropped; `$variables` are not resolved.
 fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
     if p.is_empty() || p.contains('$') {
@@ -353,9 +365,15 @@ fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
     } else {
         format!("/{p}")
     };
-    [abs.clone(), format!("/boot{abs}")]
-        .into_iter()
-        .find(|c| is_kind(guest, c, FileKind::File))
+    // Last, on an ESP: mkosi and similar keep the kernel, the initrd and grub.cfg there.
+    [
+        abs.clone(),
+        format!("/boot{abs}"),
+        format!("/boot/efi{abs}"),
+        format!("/efi{abs}"),
+    ]
+    .into_iter()
+    .find(|c| is_kind(guest, c, FileKind::File))
 }
 
 /// Gathers the kernel facts of a guest.
@@ -363,16 +381,33 @@ fn find_boot_file(guest: &GuestTree, p: &str) -> Option<String> {
 /// [`kernel_facts`] reports as `cmdlines`): cheap, for callers that need the command line
 /// before the kernels and initramfs images are examined.
 pub fn command_lines(guest: &GuestTree) -> CommandLines {
-    cmdline::gather(&|p| text(guest, p), &|d| names(guest, d), &|p| {
+    command_lines_with(guest, &esp_kernel::gather(guest))
+}
+
+/// [`command_lines`] with the ESP/XBOOTLDR boot loader entries already gathered.
+fn command_lines_with(guest: &GuestTree, loader: &esp_kernel::LoaderEntries) -> CommandLines {
+    let mut c = cmdline::gather(&|p| text(guest, p), &|d| names(guest, d), &|p| {
         find_boot_file(guest, p)
-    })
+    });
+    esp_kernel::add_sources(loader, &mut c);
+    c
 }
 
 pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     let mut budget = InitramfsBudget::new();
-    let kernels = versions(guest)
+    let loader = esp_kernel::gather(guest);
+    let cmdlines = command_lines_with(guest, &loader);
+    let refs = loader_kernels::boot_refs(guest, &loader, &cmdlines);
+    let mut vs = versions(guest);
+    for v in refs.keys() {
+        if !vs.contains(v) && vs.len() < MAX_KERNELS {
+            vs.push(v.clone());
+        }
+    }
+    vs.sort();
+    let kernels = vs
         .iter()
-        .map(|v| kernel(guest, v, &mut budget))
+        .map(|v| kernel(guest, v, &mut budget, refs.get(v)))
         .collect();
 
     let mut blacklist = Vec::new();
@@ -410,7 +445,6 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
         }
     }
 
-    let cmdlines = command_lines(guest);
     if let Some(src) = cmdlines.effective_source() {
         for key in ["modprobe.blacklist", "module_blacklist"] {
             for v in src.cmdline.value(key) {
@@ -535,16 +569,16 @@ mod tests {
             read: 4 << 20,
             decompressed: 1 << 20,
         };
-        let first = kernel(&g, "1", &mut budget);
+        let first = kernel(&g, "1", &mut budget, None);
         let listing = &first.initramfs.as_ref().unwrap().listing;
         assert!(listing.error.is_none() && listing.member_count == 1);
-        let second = kernel(&g, "2", &mut budget);
+        let second = kernel(&g, "2", &mut budget, None);
         let listing = &second.initramfs.as_ref().unwrap().listing;
         assert_eq!(
             listing.error.as_deref(),
             Some("decompressed size limit reached")
         );
-        let third = kernel(&g, "3", &mut budget);
+        let third = kernel(&g, "3", &mut budget, None);
         assert!(third.initramfs.is_none());
         assert!(
             third
