@@ -17,6 +17,10 @@ use std::sync::Mutex;
 /// clusters.
 const MAX_NEXT_DATA_SPAN: u64 = 64 << 20;
 
+/// Most threads that decompress the whole compressed clusters of one read (as many as the
+/// machine has cores, up to this).
+const INFLATE_THREADS: usize = 4;
+
 /// What a run of guest bytes reads from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -311,14 +315,15 @@ impl Qcow2Disk {
         Ok((kind.unwrap_or(Kind::Zero), len.max(1).min(limit)))
     }
 
-    /// Fills `buf` from the compressed cluster `entry`, starting `in_cluster` bytes into it.
-    fn read_compressed(
+    /// Decompresses the cluster of L2 entry `entry` into `out` (one whole cluster), reading
+    /// its compressed bytes into `input`.
+    fn inflate(
         &self,
         entry: u64,
-        in_cluster: u64,
-        buf: &mut [u8],
+        out: &mut [u8],
+        decoder: &mut Decompressor,
+        input: &mut Vec<u8>,
     ) -> Result<(), Qcow2Error> {
-        let cs = self.cluster_size as usize;
         let r = CompressedRef::from_entry(entry, self.cluster_bits);
         if r.offset >= self.file_len {
             return Err(outside(
@@ -331,18 +336,83 @@ impl Qcow2Disk {
         // The sector count may run past the end of the file for the last cluster; qemu reads
         // zeros there, and the decoder stops at the end of its stream before them.
         let len = r.len.min(self.file_len - r.offset) as usize;
+        input.resize(len, 0);
+        self.file.read_exact_at(input, r.offset)?;
+        decoder.decompress(input, out, r.offset)
+    }
+
+    /// Decompresses whole clusters `(L2 entry, place in the caller's buffer)` on up to
+    /// [`INFLATE_THREADS`] threads, each with its own decoder (inflating is what limits
+    /// reading a compressed image; the clusters are independent). One cluster, or one core:
+    /// on this thread, with the shared decoder.
+    fn inflate_all(&self, jobs: Vec<(u64, &mut [u8])>) -> Result<(), Qcow2Error> {
+        let threads = std::thread::available_parallelism()
+            .map_or(1, |n| n.get())
+            .min(INFLATE_THREADS)
+            .min(jobs.len());
+        if threads <= 1 {
+            for (entry, out) in jobs {
+                self.read_compressed(entry, 0, out)?;
+            }
+            return Ok(());
+        }
+        let mut groups: Vec<Vec<(u64, &mut [u8])>> = (0..threads).map(|_| Vec::new()).collect();
+        for (i, job) in jobs.into_iter().enumerate() {
+            if let Some(group) = groups.get_mut(i % threads) {
+                group.push(job);
+            }
+        }
+        let kind = self.header.compression_type();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = groups
+                .into_iter()
+                .map(|group| {
+                    scope.spawn(move || {
+                        let mut decoder = Decompressor::new(kind);
+                        let mut input = Vec::new();
+                        for (entry, out) in group {
+                            self.inflate(entry, out, &mut decoder, &mut input)?;
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            let mut result = Ok(());
+            for h in handles {
+                let r = h.join().unwrap_or_else(|_| {
+                    Err(Qcow2Error::Io(io::Error::other(
+                        "a cluster-inflating thread panicked",
+                    )))
+                });
+                if result.is_ok() {
+                    result = r;
+                }
+            }
+            result
+        })
+    }
+
+    /// Fills `buf` from the compressed cluster `entry`, starting `in_cluster` bytes into it.
+    fn read_compressed(
+        &self,
+        entry: u64,
+        in_cluster: u64,
+        buf: &mut [u8],
+    ) -> Result<(), Qcow2Error> {
+        let cs = self.cluster_size as usize;
         let mut c = self.compressed.lock().unwrap_or_else(|p| p.into_inner());
         let c = &mut *c;
         if c.entry != Some(entry) {
             c.entry = None;
-            c.input.resize(len, 0);
-            self.file.read_exact_at(&mut c.input, r.offset)?;
             if in_cluster == 0 && buf.len() == cs {
                 // A whole cluster: straight into the caller's buffer, no copy.
-                return c.decoder.decompress(&c.input, buf, r.offset);
+                return self.inflate(entry, buf, &mut c.decoder, &mut c.input);
             }
-            c.cluster.resize(cs, 0);
-            c.decoder.decompress(&c.input, &mut c.cluster, r.offset)?;
+            let mut cluster = std::mem::take(&mut c.cluster);
+            cluster.resize(cs, 0);
+            let done = self.inflate(entry, &mut cluster, &mut c.decoder, &mut c.input);
+            c.cluster = cluster;
+            done?;
             c.entry = Some(entry);
         }
         let start = in_cluster as usize;
@@ -457,12 +527,19 @@ impl ReadAt for Qcow2Disk {
         // it crosses from one L2 table into the next (`extent` stops at each table: every
         // 2 MiB of guest with 4 KiB clusters).
         let mut pending: Option<(u64, usize, usize)> = None; // (host, buf start, len)
+                                                             // Whole compressed clusters (L2 entry, buf start): decompressed at the end, together.
+        let mut compressed: Vec<(u64, usize)> = Vec::new();
+        let cs = self.cluster_size;
         let mut done = 0usize;
         while done < n {
             let guest = offset + done as u64;
             let (kind, len) = self.extent(guest, (n - done) as u64)?;
             let len = len as usize;
             match (kind, pending) {
+                (Kind::Compressed(e), _) if guest % cs == 0 && len as u64 == cs => {
+                    self.flush_data(&mut pending, buf)?;
+                    compressed.push((e, done));
+                }
                 (Kind::Data(h), Some((ph, start, plen)))
                     if ph.checked_add(plen as u64) == Some(h) =>
                 {
@@ -480,6 +557,20 @@ impl ReadAt for Qcow2Disk {
             done += len;
         }
         self.flush_data(&mut pending, buf)?;
+        if !compressed.is_empty() {
+            // Cut `buf` into the clusters' places (in order, disjoint).
+            let mut jobs = Vec::with_capacity(compressed.len());
+            let mut rest = &mut buf[..n];
+            let mut at = 0usize;
+            for (entry, start) in compressed {
+                let (_, tail) = std::mem::take(&mut rest).split_at_mut(start - at);
+                let (place, tail) = tail.split_at_mut(cs as usize);
+                jobs.push((entry, place));
+                rest = tail;
+                at = start + cs as usize;
+            }
+            self.inflate_all(jobs)?;
+        }
         Ok(n)
     }
 
@@ -616,6 +707,28 @@ mod tests {
             Some(5 * CS as u64..6 * CS as u64)
         );
         assert_eq!(d.next_data(6 * CS as u64).unwrap(), None);
+    }
+
+    #[test]
+    fn a_compressed_cluster_between_stored_neighbours() {
+        // Guest clusters 0 and 2 are stored one after the other in the file (3 and 4), with
+        // a compressed cluster between them in the guest: the stored ones are two reads into
+        // their own places, whatever the file holds at 4 (here the compressed bytes), and
+        // the compressed one is decompressed into its place; also a read of many compressed
+        // clusters at once (decompressed on several threads).
+        let mut b = image();
+        let compressed = u64::from_be_bytes(b[2 * CS + 16..2 * CS + 24].try_into().unwrap());
+        let mut entries = vec![3 * CS as u64, compressed, 4 * CS as u64];
+        entries.extend([compressed; 40]);
+        set_l2(&mut b, &entries);
+        let file_at_4 = b[4 * CS..5 * CS].to_vec();
+        let d = open(b, None).unwrap();
+        let mut buf = vec![1u8; 43 * CS];
+        d.read_exact_at(&mut buf, 0).unwrap();
+        assert!(buf[..CS].iter().all(|&x| x == 0xAA));
+        assert!(buf[CS..2 * CS].iter().all(|&x| x == 0x5B));
+        assert_eq!(buf[2 * CS..3 * CS], file_at_4[..]);
+        assert!(buf[3 * CS..].iter().all(|&x| x == 0x5B));
     }
 
     #[test]
