@@ -720,3 +720,98 @@ fn refused_features_and_reported_flags() {
     let e = open(&img).unwrap_err();
     assert!(matches!(e, Qcow2Error::UnknownFeatures(0x8000)), "{e}");
 }
+
+/// A file that counts what its reader asks of it: the `pread`s (offset, length) and the
+/// `next_data` calls (each a `SEEK_DATA` and a `SEEK_HOLE`, which on tmpfs walk the file's
+/// pages).
+struct Counting {
+    inner: FileReader,
+    reads: std::sync::Mutex<Vec<(u64, usize)>>,
+    next_data: std::sync::atomic::AtomicUsize,
+}
+
+impl ReadAt for Counting {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.reads.lock().unwrap().push((offset, buf.len()));
+        self.inner.read_at(buf, offset)
+    }
+    fn len(&self) -> u64 {
+        self.inner.len()
+    }
+    fn next_data(&self, offset: u64) -> std::io::Result<Option<std::ops::Range<u64>>> {
+        self.next_data
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.next_data(offset)
+    }
+}
+
+/// What `convert` asks of a qemu-img-made qcow2 whose data clusters lie one after another in
+/// the file: one `pread` per 4 MiB buffer of the copy (not per cluster, nor per L2 table:
+/// with 4 KiB clusters a table covers 2 MiB, so each buffer spans two), besides one read per
+/// L2 table, and the file asked for its holes once for the whole copy (not once per L2 table
+/// as well). Two layouts: 64 KiB clusters, the zero blocks unallocated (`qemu-img convert`
+/// writes the data clusters in order); 4 KiB clusters with `preallocation=full` (all L2
+/// tables first, then every cluster in order, the zero blocks as written zeros). Counts, not
+/// times: they do not depend on the machine's load.
+#[test]
+fn convert_reads_whole_buffers_of_a_contiguous_image() {
+    use std::sync::atomic::Ordering;
+    use vhdprep_disk::write::{copy_sparse, CHUNK};
+    let dir = tmp();
+    // 64 MiB: 4 MiB of data, then 4 MiB of written zeros, and so on.
+    let size = 64 * MIB;
+    let raw = dir.path().join("blocks.raw");
+    let mut bytes = vec![0u8; size as usize];
+    for (i, block) in bytes.chunks_mut(4 * MIB as usize).enumerate() {
+        if i % 2 == 0 {
+            block.copy_from_slice(&random(100 + i as u64, block.len()));
+        }
+    }
+    std::fs::write(&raw, &bytes).unwrap();
+    for (cluster, prealloc, stored) in [(65536u64, "off", size / 2), (4096, "full", size)] {
+        let img = dir.path().join(format!("blocks-{cluster}.qcow2"));
+        let opts = format!("cluster_size={cluster},preallocation={prealloc}");
+        convert(&raw, &img, &opts, false);
+        let file = Arc::new(Counting {
+            inner: FileReader::new(File::open(&img).unwrap()).unwrap(),
+            reads: Default::default(),
+            next_data: Default::default(),
+        });
+        let header = qcow2::read_header(&*file).unwrap();
+        let disk = Qcow2Disk::open(file.clone(), header, None).unwrap();
+        file.reads.lock().unwrap().clear();
+        file.next_data.store(0, Ordering::SeqCst);
+        let out = tempfile::tempfile_in(dir.path()).unwrap();
+        out.set_len(size).unwrap();
+        let stats = copy_sparse(&disk, &out, &mut |_, _| {}).unwrap();
+        let mut back = vec![0u8; size as usize];
+        out.read_exact_at(&mut back, 0).unwrap();
+        assert!(
+            back == bytes,
+            "cluster {cluster}: the copy differs from the disk"
+        );
+        assert_eq!(
+            stats.bytes_read, stored,
+            "cluster {cluster}: only what is stored read"
+        );
+        let reads = file.reads.lock().unwrap().clone();
+        let whole = reads.iter().filter(|&&(_, n)| n == CHUNK).count();
+        assert_eq!(
+            whole,
+            stored as usize / CHUNK,
+            "cluster {cluster}: one pread per buffer of data: {reads:?}"
+        );
+        // The rest are L2 tables, one cluster each, at most one per table of the disk.
+        let tables = size.div_ceil(cluster * cluster / 8) as usize;
+        let rest: Vec<_> = reads.iter().filter(|&&(_, n)| n != CHUNK).collect();
+        assert!(
+            rest.len() <= tables && rest.iter().all(|&&(_, n)| n as u64 == cluster),
+            "cluster {cluster}: reads besides the data: {rest:?}"
+        );
+        assert_eq!(
+            file.next_data.load(Ordering::SeqCst),
+            1,
+            "cluster {cluster}: the file's holes asked for more than once"
+        );
+    }
+}

@@ -63,19 +63,24 @@ pub struct CopyStats {
     pub bytes_written: u64,
 }
 
-/// True when every byte of `buf` is zero. ORs 4 KiB at a time in u64 words (the compiler
-/// vectorises the inner loop) and stops at the first non-zero page.
+/// True when every byte of `buf` is zero. Looks at the first 64 bytes of each 4 KiB page
+/// before the rest, so a page of data usually costs one cache line (ORing whole pages made
+/// the zero scan of a chunk of data read all of it once more before `pwrite` copied it: 17%
+/// of the writer thread's time in a qcow2 -> VHD conversion); the rest of a page is ORed 512
+/// bytes at a time in u64 words (the compiler vectorises the fold), stopping at the first
+/// block that is not all zero.
 pub fn is_zero(buf: &[u8]) -> bool {
-    let mut pages = buf.chunks_exact(4096);
-    for page in &mut pages {
-        let acc = page.chunks_exact(8).fold(0u64, |a, w| {
+    fn block_is_zero(block: &[u8]) -> bool {
+        let mut words = block.chunks_exact(8);
+        let acc = (&mut words).fold(0u64, |a, w| {
             a | u64::from_ne_bytes(w.try_into().expect("8 bytes"))
         });
-        if acc != 0 {
-            return false;
-        }
+        acc == 0 && words.remainder().iter().all(|&b| b == 0)
     }
-    pages.remainder().iter().all(|&b| b == 0)
+    buf.chunks(4096).all(|page| {
+        let (head, rest) = page.split_at(page.len().min(64));
+        block_is_zero(head) && rest.chunks(512).all(block_is_zero)
+    })
 }
 
 /// The byte ranges of `buf` to write: runs of `granule`-sized pieces that are not all zero,
@@ -215,6 +220,34 @@ mod tests {
                 assert!(!is_zero(&v), "len {len} byte {i}");
                 v[i] = 0;
             }
+        }
+    }
+
+    #[test]
+    fn is_zero_sees_every_block_of_every_page() {
+        // Several pages, the last one short: a byte in the first 64 bytes of a page, in any
+        // of its 512-byte blocks, or in the odd tail of the last one.
+        let len = 3 * 4096 + 700;
+        let mut v = vec![0u8; len];
+        assert!(is_zero(&v));
+        let edges = [
+            0,
+            63,
+            64,
+            65,
+            575,
+            576,
+            4095,
+            4096,
+            4159,
+            4160,
+            8191,
+            len - 1,
+        ];
+        for i in (0..len).step_by(61).chain(edges) {
+            v[i] = 0x80;
+            assert!(!is_zero(&v), "byte {i}");
+            v[i] = 0;
         }
     }
 

@@ -74,7 +74,7 @@ pub mod table;
 mod temp;
 
 pub use convert::{convert, ConvertOptions, ConvertReport};
-pub use copy::{is_zero, CopyError, CopyStats, CHUNK};
+pub use copy::{copy_sparse, is_zero, CopyError, CopyStats, CHUNK};
 pub use fix::{apply_fix, plan_fix, FixPlan, FixStep};
 pub use table::{TablePlanner, TableUpdate, TableWrite};
 pub use temp::StaleTemp;
