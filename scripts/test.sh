@@ -24,7 +24,8 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         unshare:util-linux nsenter:util-linux mount:mount fallocate:util-linux stat:coreutils
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
-        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils)
+        vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils grub-editenv:grub2-common
+        dracut:dracut-core lsinitrd:dracut-core depmod:kmod iconv:libc-bin)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -210,6 +210,15 @@ impl<'a> Context<'a> {
             .collect()
     }
 
+    /// The guest's distribution family (os-release `ID`, then `ID_LIKE`).
+    pub fn family(&self) -> vhdprep_guest::Family {
+        self.os_ids()
+            .iter()
+            .map(|i| vhdprep_guest::Family::of_id(i))
+            .find(|f| *f != vhdprep_guest::Family::Unknown)
+            .unwrap_or(vhdprep_guest::Family::Unknown)
+    }
+
     /// Whether the guest is of this distribution family (`rhel`, `debian`, `suse`, ...).
     pub fn os_is(&self, family: &str) -> bool {
         self.os_ids().iter().any(|i| i == family)
