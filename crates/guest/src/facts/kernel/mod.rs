@@ -12,6 +12,7 @@
 //! bytes, member count and name length, directory walks by entries and depth); nothing here
 //! panics on malformed input.
 
+pub mod bls;
 pub mod cmdline;
 pub mod cpio;
 pub mod decompress;
