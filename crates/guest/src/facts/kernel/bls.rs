@@ -28,7 +28,7 @@ pub fn parse_grubenv(text: &str) -> Option<BTreeMap<String, String>> {
     let mut vars = BTreeMap::new();
     let mut line = String::new();
     let mut chars = body.chars();
-    let mut flush = |line: &mut String, vars: &mut BTreeMap<String, String>| {
+    let flush = |line: &mut String, vars: &mut BTreeMap<String, String>| {
         if let Some((k, v)) = line.split_once('=') {
             if !k.is_empty() && !k.starts_with('#') && vars.len() < MAX_ENV_VARS {
                 vars.entry(k.to_string()).or_insert_with(|| v.to_string());
