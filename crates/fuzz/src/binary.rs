@@ -3,7 +3,7 @@
 
 use crate::Target;
 use vhdprep_guest::elf;
-use vhdprep_guest::facts::boot::{authenticode, der, grub_pc, pe};
+use vhdprep_guest::facts::boot::{authenticode, boot_csv, der, grub_pc, pe, shim};
 use vhdprep_guest::facts::kernel::{cpio, decompress, initramfs};
 
 /// The binary targets.
@@ -32,6 +32,11 @@ pub const TARGETS: &[Target] = &[
         name: "elf",
         about: "ELF identification and machine: elf::parse_header",
         run: elf,
+    },
+    Target {
+        name: "shim_chain",
+        about: "shim's fallback CSV (UCS-2LE, BOM, CR/LF) and the loader names shim embeds: boot_csv::parse, shim::shim_names",
+        run: shim_chain,
     },
     Target {
         name: "grub_pc",
@@ -222,4 +227,11 @@ mod tests {
         assert!(grub_pc::core_img_at(&hybrid[512..], 2048).is_some_and(|c| c.contiguous));
         assert!(!grub_pc::boot_code(&seed("grub_pc", "gen2-protective-mbr")).grub_boot_img);
     }
+}
+
+/// A fallback CSV and a shim binary's string literals, from the same bytes.
+pub fn shim_chain(data: &[u8]) {
+    let csv = boot_csv::parse("/EFI/x/BOOTX64.CSV", data);
+    assert!(csv.entries.len() <= boot_csv::MAX_CSV_ENTRIES);
+    let _ = shim::shim_names(data);
 }

@@ -299,6 +299,15 @@ pub(crate) mod tests {
             })
         );
         assert_eq!(shim_names(b"\\grubx64.efi\0 plain ASCII only"), None);
+        // 8 KiB of Debian's signed shimx64.efi 16.1 around its literals (the fuzz seed).
+        let real = include_bytes!("../../../../../fuzz/seeds/shim_chain/shimx64-strings");
+        assert_eq!(
+            shim_names(real),
+            Some(ShimNames {
+                second_stage: "grubx64.efi".into(),
+                fallback: Some("fbx64.efi".into())
+            })
+        );
         assert_eq!(shim_names(&[]), None);
     }
 }
