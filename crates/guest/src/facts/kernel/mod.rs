@@ -392,8 +392,18 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     }
 
     let mut builder = BuilderIntent::default();
+    // dracut sources /etc/dracut.conf, then the *.conf of /usr/lib/dracut/dracut.conf.d and
+    // /etc/dracut.conf.d sorted by name together, /etc's file winning a shared name
+    // (dracut-functions.sh `dropindirs_sort`).
     let mut dracut = vec!["/etc/dracut.conf".to_string()];
-    dracut.extend(files_in(guest, "/etc/dracut.conf.d", ".conf"));
+    let mut dropins: BTreeMap<String, String> = BTreeMap::new();
+    for dir in ["/usr/lib/dracut/dracut.conf.d", "/etc/dracut.conf.d"] {
+        for f in files_in(guest, dir, ".conf") {
+            let base = f.rsplit('/').next().unwrap_or("").to_string();
+            dropins.insert(base, f);
+        }
+    }
+    dracut.extend(dropins.into_values());
     for f in &dracut {
         if let Some(t) = text(guest, f) {
             modules::parse_dracut(f, &t, &mut builder);
@@ -518,6 +528,50 @@ mod tests {
             Some(format!("/boot/initrd.img-{V}").as_str())
         );
         serde_json::to_string(&f).unwrap();
+    }
+
+    #[test]
+    fn dracut_drop_ins_merge_by_name_etc_winning() {
+        // RHEL ships defaults in /usr/lib/dracut/dracut.conf.d; /etc overrides a same-named
+        // file, and all are sourced in name order after /etc/dracut.conf.
+        let fs = MemFs::default()
+            .dir("/")
+            .dir("/etc")
+            .file("/etc/dracut.conf", "hostonly=\"no\"\n")
+            .dir("/etc/dracut.conf.d")
+            .file("/etc/dracut.conf.d/01-dist.conf", "compress=\"xz\"\n")
+            .file(
+                "/etc/dracut.conf.d/50-azure.conf",
+                "add_drivers+=\" hv_vmbus hv_netvsc hv_storvsc \"\n",
+            )
+            .dir("/usr")
+            .dir("/usr/lib")
+            .dir("/usr/lib/dracut")
+            .dir("/usr/lib/dracut/dracut.conf.d")
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/01-dist.conf",
+                "compress=\"zstd\"\nhostonly=\"yes\"\n",
+            )
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/02-rescue.conf",
+                "hostonly=\"yes\"\n",
+            )
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/90-late.conf",
+                "add_drivers=\" nvme \"\n",
+            );
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let b = kernel_facts(&g).builder;
+        // /etc/01-dist.conf replaced /usr/lib's (its hostonly=yes never read)...
+        assert_eq!(b.dracut_compress.as_ref().unwrap().value, "xz");
+        // ...but 02-rescue.conf from /usr/lib is sourced after /etc/dracut.conf
+        let h = b.dracut_hostonly.as_ref().unwrap();
+        assert_eq!(
+            (h.value.as_str(), h.file.as_str()),
+            ("yes", "/usr/lib/dracut/dracut.conf.d/02-rescue.conf")
+        );
+        // 90-late.conf comes after 50-azure.conf and replaces its add_drivers
+        assert!(b.adds("nvme") && !b.adds("hv_storvsc"));
     }
 
     #[test]
