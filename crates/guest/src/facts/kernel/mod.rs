@@ -263,7 +263,35 @@ impl InitramfsBudget {
     }
 }
 
-fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> InstalledKernel {
+/// The initramfs the boot menu starts kernel image `vmlinuz` (version `v`) with: from the
+/// effective entry when it boots that image, else from any entry that does (a BLS entry's
+/// `initrd`, a grub.cfg `initrd` line), as found in the guest. Of several initrds (microcode
+/// first, RHEL's `$tuned_initrd` after) the one named with the version, else the last.
+fn initrd_from_menu(cmdlines: &CommandLines, vmlinuz: &str, v: &str) -> Option<String> {
+    let boots = |s: &&cmdline::CmdlineSource| {
+        s.kernel.as_ref().and_then(|k| k.found.as_deref()) == Some(vmlinuz)
+    };
+    cmdlines
+        .effective_source()
+        .filter(boots)
+        .into_iter()
+        .chain(cmdlines.sources.iter().filter(boots))
+        .find_map(|s| {
+            let found: Vec<&String> = s.initrd.iter().filter_map(|i| i.found.as_ref()).collect();
+            found
+                .iter()
+                .find(|p| p.rsplit('/').next().is_some_and(|n| n.contains(v)))
+                .or(found.last())
+                .map(|p| p.to_string())
+        })
+}
+
+fn kernel(
+    guest: &GuestTree,
+    v: &str,
+    budget: &mut InitramfsBudget,
+    cmdlines: &CommandLines,
+) -> InstalledKernel {
     let boot = |names: &[String]| -> Option<String> {
         names
             .iter()
@@ -297,12 +325,18 @@ fn kernel(guest: &GuestTree, v: &str, budget: &mut InitramfsBudget) -> Installed
         .and_then(|c| text(guest, c))
         .map(|t| modules::parse_config(&t))
         .unwrap_or_default();
-    let initrd_path = boot(&[
-        format!("initrd.img-{v}"),
-        format!("initramfs-{v}.img"),
-        format!("initrd-{v}"),
-        format!("initrd-{v}.img"),
-    ]);
+    let by_name = || {
+        boot(&[
+            format!("initrd.img-{v}"),
+            format!("initramfs-{v}.img"),
+            format!("initrd-{v}"),
+            format!("initrd-{v}.img"),
+        ])
+    };
+    let initrd_path = vmlinuz
+        .as_deref()
+        .and_then(|k| initrd_from_menu(cmdlines, k, v))
+        .or_else(by_name);
     let mut initramfs_error = None;
     let initramfs = initrd_path.and_then(|p| {
         budget
@@ -371,9 +405,10 @@ pub fn command_lines(guest: &GuestTree) -> CommandLines {
 
 pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     let mut budget = InitramfsBudget::new();
+    let cmdlines = command_lines(guest);
     let kernels = versions(guest)
         .iter()
-        .map(|v| kernel(guest, v, &mut budget))
+        .map(|v| kernel(guest, v, &mut budget, &cmdlines))
         .collect();
 
     let mut blacklist = Vec::new();
@@ -421,7 +456,6 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
         }
     }
 
-    let cmdlines = command_lines(guest);
     if let Some(src) = cmdlines.effective_source() {
         for key in ["modprobe.blacklist", "module_blacklist"] {
             for v in src.cmdline.value(key) {
@@ -531,6 +565,36 @@ mod tests {
     }
 
     #[test]
+    fn the_initramfs_is_the_one_the_boot_entry_names() {
+        // RHEL with a separate /boot: the BLS entry's paths are relative to it, and it names
+        // an initramfs that the file name convention would not find.
+        let fs = MemFs::default()
+            .dir("/")
+            .dir("/boot")
+            .file(&format!("/boot/vmlinuz-{V}"), "k")
+            .file("/boot/custom-initrd.img", "not an initramfs")
+            .file(&format!("/boot/initramfs-{V}.img"), "also garbage, but another")
+            .dir("/boot/loader")
+            .dir("/boot/loader/entries")
+            .file(
+                &format!("/boot/loader/entries/m-{V}.conf"),
+                &format!("title T\nversion {V}\nlinux /vmlinuz-{V}\ninitrd /ucode.img /custom-initrd.img\noptions root=/dev/sda2\n"),
+            )
+            .file("/boot/ucode.img", "u");
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let f = kernel_facts(&g);
+        let k = &f.kernels[0];
+        // garbage content: listed with an error, but the path is the entry's
+        let path = k
+            .initramfs
+            .as_ref()
+            .map(|i| i.path.clone())
+            .or(k.initramfs_error.clone())
+            .unwrap();
+        assert!(path.contains("/boot/custom-initrd.img"), "{path}");
+    }
+
+    #[test]
     fn dracut_drop_ins_merge_by_name_etc_winning() {
         // RHEL ships defaults in /usr/lib/dracut/dracut.conf.d; /etc overrides a same-named
         // file, and all are sourced in name order after /etc/dracut.conf.
@@ -590,16 +654,16 @@ mod tests {
             read: 4 << 20,
             decompressed: 1 << 20,
         };
-        let first = kernel(&g, "1", &mut budget);
+        let first = kernel(&g, "1", &mut budget, &CommandLines::default());
         let listing = &first.initramfs.as_ref().unwrap().listing;
         assert!(listing.error.is_none() && listing.member_count == 1);
-        let second = kernel(&g, "2", &mut budget);
+        let second = kernel(&g, "2", &mut budget, &CommandLines::default());
         let listing = &second.initramfs.as_ref().unwrap().listing;
         assert_eq!(
             listing.error.as_deref(),
             Some("decompressed size limit reached")
         );
-        let third = kernel(&g, "3", &mut budget);
+        let third = kernel(&g, "3", &mut budget, &CommandLines::default());
         assert!(third.initramfs.is_none());
         assert!(
             third
