@@ -616,18 +616,37 @@ fn read_csv(fs: &dyn FileSystem, path: &str) -> boot_csv::BootCsv {
     }
 }
 
-/// The names shim embeds, reading up to [`shim::MAX_SHIM_SCAN`] bytes of `l` within `budget`.
+/// The names shim embeds: its data sections (the whole file when it has none or their table
+/// is unreadable),
+/// at most [`shim::MAX_SHIM_SCAN`] bytes of `l`, charged to `budget`.
 fn read_shim_names(
     fs: &dyn FileSystem,
     l: &EfiLoader,
     budget: &mut u64,
 ) -> Option<shim::ShimNames> {
-    if l.error.is_some() || l.size > shim::MAX_SHIM_SCAN || l.size > *budget {
+    if l.error.is_some() || l.size > *budget {
         return None;
     }
-    let b = fs.read_file(l.path.as_bytes(), shim::MAX_SHIM_SCAN).ok()?;
-    *budget = budget.saturating_sub(b.len() as u64);
-    shim::shim_names(&b)
+    let path = l.path.as_bytes();
+    let head = fs.read_range(path, 0, shim::PE_HEAD).ok()?;
+    *budget = budget.saturating_sub(head.len() as u64);
+    let ranges = shim::data_sections(&head, l.size)
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec![(0, l.size)]);
+    let mut bytes = Vec::new();
+    let mut left = shim::MAX_SHIM_SCAN.min(*budget);
+    for (at, len) in ranges {
+        let len = len.min(left);
+        if len == 0 {
+            break;
+        }
+        let b = fs.read_range(path, at, len).ok()?;
+        left = left.saturating_sub(b.len() as u64);
+        *budget = budget.saturating_sub(b.len() as u64);
+        bytes.extend_from_slice(&b);
+        bytes.extend_from_slice(&[0, 0]);
+    }
+    shim::shim_names(&bytes)
 }
 
 /// Fills machine, subsystem and signatures of `l` from the PE image `bytes`.
