@@ -321,6 +321,8 @@ fn red_hat_bls_boot_and_dracut_remediation() {
         .as_deref()
         .unwrap()
         .contains("rootdelay=300"));
+    let fix = console.remediation.as_deref().unwrap();
+    assert!(fix.contains("grubby --update-kernel=ALL"), "{fix}");
     let f = assert_fires(&r, "KRN-001", Severity::Error);
     let fix = f[0].remediation.as_deref().unwrap();
     assert!(

@@ -974,7 +974,15 @@ fn boot_entry(ctx: &Context, out: &mut Collector) {
                 "{}: looked for each path as written and under /boot",
                 source_place(s)
             ))
-            .with_remediation("regenerate the boot files and the menu: `update-initramfs -c -k all && update-grub` (RHEL/SUSE: `dracut -f --regenerate-all && grub2-mkconfig -o /boot/grub2/grub.cfg`)")
+            .with_remediation(match ctx.family() {
+                f @ (Family::RedHat | Family::Suse | Family::AzureLinux) => format!(
+                    "regenerate the boot files and the menu: `{} && {}`{}",
+                    f.initramfs_rebuild_command(),
+                    f.grub_mkconfig_command(),
+                    if s.kind == SourceKind::Bls { " (BLS entries: `kernel-install add <version> /lib/modules/<version>/vmlinuz` recreates one)" } else { "" }
+                ),
+                _ => "regenerate the boot files and the menu: `update-initramfs -c -k all && update-grub` (RHEL/SUSE: `dracut -f --regenerate-all && grub2-mkconfig -o /boot/grub2/grub.cfg`)".to_string(),
+            })
             .at_guest(s.file.clone(), Some(s.line)),
         );
     }

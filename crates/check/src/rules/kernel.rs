@@ -669,10 +669,19 @@ fn command_line(ctx: &Context, k: &KernelFacts, out: &mut Collector) {
             _ => "",
         }
     };
+    let family = ctx.family();
     let fix = |args: &str| {
-        format!(
+        match family {
+        Family::RedHat => format!(
+            "`grubby --update-kernel=ALL --args=\"{args}\"` (it edits the BLS entries, or kernelopts in /boot/grub2/grubenv on RHEL 8), and add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub for kernels installed later"
+        ),
+        Family::Suse | Family::AzureLinux => format!(
+            "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then `grub2-mkconfig -o /boot/grub2/grub.cfg`"
+        ),
+        Family::Debian | Family::Unknown => format!(
             "add {args} to GRUB_CMDLINE_LINUX in /etc/default/grub, then `update-grub` (RHEL/SUSE: `grub2-mkconfig -o /boot/grub2/grub.cfg`, BLS: `grubby --update-kernel=ALL --args=\"{args}\"`)"
-        )
+        ),
+    }
     };
     if arm64 {
         if !console_is(c, "ttyAMA0") {
