@@ -158,6 +158,13 @@ pub fn grub_pc(data: &[u8]) {
     }
 }
 
+/// A fallback CSV and a shim binary's string literals, from the same bytes.
+pub fn shim_chain(data: &[u8]) {
+    let csv = boot_csv::parse("/EFI/x/BOOTX64.CSV", data);
+    assert!(csv.entries.len() <= boot_csv::MAX_CSV_ENTRIES);
+    let _ = shim::shim_names(data);
+}
+
 #[cfg(test)]
 mod tests {
     //! The seeds reach what their target is for: real archives list, real loaders carry
@@ -227,11 +234,4 @@ mod tests {
         assert!(grub_pc::core_img_at(&hybrid[512..], 2048).is_some_and(|c| c.contiguous));
         assert!(!grub_pc::boot_code(&seed("grub_pc", "gen2-protective-mbr")).grub_boot_img);
     }
-}
-
-/// A fallback CSV and a shim binary's string literals, from the same bytes.
-pub fn shim_chain(data: &[u8]) {
-    let csv = boot_csv::parse("/EFI/x/BOOTX64.CSV", data);
-    assert!(csv.entries.len() <= boot_csv::MAX_CSV_ENTRIES);
-    let _ = shim::shim_names(data);
 }

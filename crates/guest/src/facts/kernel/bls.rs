@@ -168,13 +168,11 @@ fn trim_zeros(s: &[u8]) -> &[u8] {
 
 /// The `version` key of a BLS entry's text (last one wins), if any.
 pub fn entry_version(text: &str) -> Option<String> {
-    text.lines()
-        .filter_map(|l| {
-            let l = l.trim();
-            let (k, v) = l.split_once(char::is_whitespace)?;
-            (k == "version").then(|| v.trim().to_string())
-        })
-        .last()
+    text.lines().rev().find_map(|l| {
+        let l = l.trim();
+        let (k, v) = l.split_once(char::is_whitespace)?;
+        (k == "version").then(|| v.trim().to_string())
+    })
 }
 
 /// Sorts `(file, version)` pairs newest first, as blscfg lists them: by version with
