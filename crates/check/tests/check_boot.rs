@@ -526,3 +526,50 @@ fn red_hat_esp_layout_follows_shims_fallback() {
     );
     assert_fires(&r, "GAL-005", Severity::Warning);
 }
+
+#[test]
+fn arm64_almalinux_esp_layout_follows_the_fallback() {
+    // Debian's real arm64 shim, fallback and GRUB in AlmaLinux's layout: EFI/BOOT holds only
+    // BOOTAA64.EFI and fbaa64.efi; EFI/almalinux holds shimaa64.efi, grubaa64.efi and a
+    // BOOTAA64.CSV (iconv UCS-2LE with a byte order mark).
+    let v = Variant::of("arm64-gpt-ext4");
+    v.mtools(
+        "mdel",
+        &["::/EFI/BOOT/grubaa64.efi", "::/EFI/BOOT/mmaa64.efi"],
+    );
+    v.mtools(
+        "mdel",
+        &["::/EFI/debian/fbaa64.efi", "::/EFI/debian/BOOTAA64.CSV"],
+    );
+    v.mtools("mren", &["::/EFI/debian", "::/EFI/almalinux"]);
+    let csv = ucs2_csv(
+        &v,
+        "BOOTAA64.CSV",
+        "shimaa64.efi,AlmaLinux,,This is the boot entry for AlmaLinux\n",
+    );
+    v.mtools(
+        "mcopy",
+        &[csv.to_str().unwrap(), "::/EFI/almalinux/BOOTAA64.CSV"],
+    );
+    let tl = Policy {
+        security_type: Some(SecurityType::TrustedLaunchSupported),
+        ..Policy::default()
+    };
+    let r = v.check(&tl);
+    assert_quiet(&r, "BOOT-008");
+    // an x64 CSV does not count for arm64: the fallback finds no entry
+    v.mtools(
+        "mren",
+        &[
+            "::/EFI/almalinux/BOOTAA64.CSV",
+            "::/EFI/almalinux/BOOTX64.CSV",
+        ],
+    );
+    let r = v.check(&tl);
+    let f = assert_fires(&r, "BOOT-008", Severity::Error);
+    assert!(
+        f[0].message.contains("BOOTAA64.CSV entry is missing"),
+        "{}",
+        f[0].message
+    );
+}
