@@ -34,18 +34,24 @@ pub struct ShimNames {
     pub fallback: Option<String>,
 }
 
+/// Most UTF-16 strings collected from one binary (Debian's shim has about 1,500).
+const MAX_STRINGS: usize = 65_536;
+
 /// The printable-ASCII UTF-16LE strings (at least `min` characters, NUL-terminated) of
-/// `bytes`, at both byte alignments.
+/// `bytes`, at both byte alignments, at most [`MAX_STRINGS`].
 fn utf16_strings(bytes: &[u8], min: usize) -> Vec<String> {
     let mut out = Vec::new();
     for align in 0..2 {
+        if out.len() >= MAX_STRINGS {
+            break;
+        }
         let mut cur = String::new();
         for c in bytes.get(align..).unwrap_or(&[]).chunks_exact(2) {
             if c[1] == 0 && (0x20..0x7f).contains(&c[0]) {
                 cur.push(char::from(c[0]));
                 continue;
             }
-            if c == [0, 0] && cur.len() >= min {
+            if c == [0, 0] && cur.len() >= min && out.len() < MAX_STRINGS {
                 out.push(std::mem::take(&mut cur));
             }
             cur.clear();

@@ -175,18 +175,30 @@ pub fn entry_version(text: &str) -> Option<String> {
     })
 }
 
+/// Most BLS entries ordered (blscfg lists every one; real systems have a handful).
+pub const MAX_BLS_ENTRIES: usize = 256;
+
 /// Sorts `(file, version)` pairs newest first, as blscfg lists them: by version with
-/// [`rpmvercmp`] (an entry without one sorts as older), then by file name.
+/// [`rpmvercmp`] (an entry without one sorts as older), then by file name. rpmvercmp is not a
+/// total order on hostile strings, so this is an insertion sort, which never panics on one
+/// (the standard sorts may); callers pass at most [`MAX_BLS_ENTRIES`].
 pub fn sort_newest_first(entries: &mut [(String, Option<String>)]) {
-    entries.sort_by(|(fa, va), (fb, vb)| {
-        let by_version = match (va, vb) {
-            (Some(a), Some(b)) => rpmvercmp(a, b),
+    let newer = |a: &(String, Option<String>), b: &(String, Option<String>)| {
+        let by_version = match (&a.1, &b.1) {
+            (Some(x), Some(y)) => rpmvercmp(x, y),
             (Some(_), None) => Ordering::Greater,
             (None, Some(_)) => Ordering::Less,
             (None, None) => Ordering::Equal,
         };
-        by_version.then_with(|| rpmvercmp(fa, fb)).reverse()
-    });
+        by_version.then_with(|| rpmvercmp(&a.0, &b.0)) == Ordering::Greater
+    };
+    for i in 1..entries.len() {
+        let mut j = i;
+        while j > 0 && newer(&entries[j], &entries[j - 1]) {
+            entries.swap(j, j - 1);
+            j -= 1;
+        }
+    }
 }
 
 #[cfg(test)]
@@ -242,6 +254,23 @@ mod tests {
             assert_eq!(rpmvercmp(a, b), o, "{a} vs {b}");
             assert_eq!(rpmvercmp(b, a), o.reverse(), "{b} vs {a}");
         }
+    }
+
+    #[test]
+    fn odd_versions_sort_without_panicking() {
+        let odd = [
+            "1.0", "1_0", "1.0a", "a", "~", "^", "", "1^", "01", "1~a", "b.1", "1.b", ".",
+        ];
+        let mut v: Vec<(String, Option<String>)> = odd
+            .iter()
+            .flat_map(|a| {
+                odd.iter()
+                    .map(move |b| (format!("{b}{a}"), Some(format!("{a}{b}"))))
+            })
+            .collect();
+        v.push(("none".into(), None));
+        sort_newest_first(&mut v);
+        assert_eq!(v.last().unwrap().1, None);
     }
 
     #[test]

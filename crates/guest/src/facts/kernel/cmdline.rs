@@ -709,7 +709,10 @@ pub fn gather(
     let saved_entry = env.get("saved_entry").cloned();
     let mut bls: Vec<(String, Option<String>)> = Vec::new();
     let mut texts: BTreeMap<String, String> = BTreeMap::new();
-    for f in sorted_files(list, "/boot/loader/entries", ".conf") {
+    for f in sorted_files(list, "/boot/loader/entries", ".conf")
+        .into_iter()
+        .take(super::bls::MAX_BLS_ENTRIES)
+    {
         let Some(text) = read(&f) else { continue };
         bls.push((f.clone(), super::bls::entry_version(&text)));
         texts.insert(f, text);
