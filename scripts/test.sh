@@ -25,7 +25,9 @@ needed=(qemu-img:qemu-utils sfdisk:fdisk fdisk:fdisk sgdisk:gdisk partx:util-lin
         file:file tar:tar qemu-io:qemu-utils qcowinfo:libqcow-utils
         vhdiinfo:libvhdi-utils vhdimount:libvhdi-utils fusermount:fuse3 gcc:gcc
         vmdkinfo:libvmdk-utils vmdkmount:libvmdk-utils rpm:rpm rpmbuild:rpm dpkg-query:dpkg
-        objcopy:binutils bootctl:systemd-boot systemd-analyze:systemd)
+        objcopy:binutils bootctl:systemd-boot systemd-analyze:systemd
+        grub-editenv:grub2-common dracut:dracut-core lsinitrd:dracut-core depmod:kmod
+        iconv:libc-bin)
 missing=()
 for pair in "${needed[@]}"; do
   tool=${pair%%:*} pkg=${pair##*:}

@@ -96,6 +96,22 @@ for f in /EFI/BOOT/BOOTAA64.EFI /EFI/debian/grubaa64.efi; do
     cut_pe "$tmp/efi" "$pe/$n" "$sig/$n.p7"
 done
 
+# --- shim_chain: the fixture's real BOOTX64.CSV (Debian's shim-unsigned: UCS-2LE, no BOM),
+# the same line with a BOM as Fedora/RHEL ship it, SUSE's `iconv -t ucs2` short form, and
+# 8 KiB of the real shim around its UTF-16 loader names (DEFAULT_LOADER, fallback, MokManager).
+out=$(seeds shim_chain)
+mcopy -n -i "$cache/gen2-gpt-ext4.raw@@1048576" "::/EFI/debian/BOOTX64.CSV" "$out/debian-BOOTX64.CSV"
+{ printf '\xff\xfe'; echo "shimx64.efi,Red Hat Enterprise Linux,,This is the boot entry for Red Hat Enterprise Linux" | iconv -t UCS-2LE; } > "$out/redhat-BOOTX64.CSV"
+echo "shim.efi,sles-secureboot" | iconv -f ascii -t ucs2 > "$out/sles-boot.csv"
+mcopy -n -i "$cache/gen2-gpt-ext4.raw@@1048576" "::/EFI/BOOT/BOOTX64.EFI" "$tmp/efi"
+python3 - "$tmp/efi" "$out/shimx64-strings" <<'PY'
+import sys
+b = open(sys.argv[1], "rb").read()
+at = b.find("grubx64.efi".encode("utf-16-le"))
+assert at > 0, "no UTF-16 grubx64.efi in shim"
+open(sys.argv[2], "wb").write(b[max(0, at - 4096):at + 4096])
+PY
+
 # --- elf
 out=$(seeds elf)
 for f in /usr/bin/dpkg /usr/lib/x86_64-linux-gnu/libc.so.6; do

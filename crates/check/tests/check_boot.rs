@@ -431,3 +431,145 @@ fn arm64_is_gen2_only() {
     // BOOT-007 speaks for Arm64; BOOT-002 does not repeat it
     assert!(findings(&r[1], "BOOT-002").is_empty());
 }
+
+/// A UCS-2LE fallback CSV as shim's Makefile writes it (`iconv -t UCS-2LE`), with the byte
+/// order mark Fedora/RHEL's files carry; returned as a host file in `v`'s directory.
+fn ucs2_csv(v: &Variant, name: &str, line: &str) -> std::path::PathBuf {
+    let path = v.dir.path().join(name);
+    let mut out = vec![0xff, 0xfe];
+    let mut iconv = Command::new("iconv");
+    iconv.args(["-f", "UTF-8", "-t", "UCS-2LE"]);
+    let text = run_with_input(&mut iconv, line.as_bytes(), "libc-bin");
+    out.extend(text);
+    std::fs::write(&path, out).unwrap();
+    path
+}
+
+fn run_with_input(cmd: &mut Command, input: &[u8], package: &str) -> Vec<u8> {
+    use std::io::Write;
+    let mut child = cmd
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("{cmd:?}: {e} (install the Debian package {package})"));
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{cmd:?} failed");
+    out.stdout
+}
+
+#[test]
+fn red_hat_esp_layout_follows_shims_fallback() {
+    // Debian's real signed shim, fallback and GRUB, laid out as Red Hat's shim-x64 and
+    // grub2-efi-x64 packages lay them out: EFI/BOOT holds only BOOTX64.EFI (shim) and
+    // fbx64.efi; EFI/redhat holds shimx64.efi, grubx64.efi, mmx64.efi, BOOTX64.CSV, grub.cfg.
+    let mut v = Variant::of("gen2-gpt-ext4");
+    v.mtools(
+        "mdel",
+        &["::/EFI/BOOT/grubx64.efi", "::/EFI/BOOT/mmx64.efi"],
+    );
+    v.mtools(
+        "mdel",
+        &["::/EFI/debian/fbx64.efi", "::/EFI/debian/BOOTX64.CSV"],
+    );
+    v.mtools("mren", &["::/EFI/debian", "::/EFI/redhat"]);
+    let csv = ucs2_csv(
+        &v,
+        "BOOTX64.CSV",
+        "shimx64.efi,Red Hat Enterprise Linux,,This is the boot entry for Red Hat Enterprise Linux\n",
+    );
+    let csv_s = csv.to_str().unwrap().to_string();
+    v.mtools("mcopy", &[&csv_s, "::/EFI/redhat/BOOTX64.CSV"]);
+    v.write(
+        "/etc/os-release",
+        "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"9.4\"\n",
+    );
+    let tl = Policy {
+        security_type: Some(SecurityType::TrustedLaunchSupported),
+        generation: Some(Generation::V2),
+        ..Policy::default()
+    };
+    let r = v.check(&tl);
+    assert_quiet(&r, "BOOT-008");
+    assert_quiet(&r, "GAL-005");
+    assert!(findings(&r, "BOOT-003")
+        .iter()
+        .all(|f| f.severity == Severity::Info));
+
+    // The CSV names a loader the ESP lacks: the chain is broken.
+    let bad = ucs2_csv(&v, "BAD.CSV", "shim.efi,Red Hat Enterprise Linux,,\n");
+    let bad_s = bad.to_str().unwrap().to_string();
+    v.mtools("mcopy", &["-o", &bad_s, "::/EFI/redhat/BOOTX64.CSV"]);
+    let r = v.check(&tl);
+    let f = assert_fires(&r, "BOOT-008", Severity::Error);
+    assert!(
+        f[0].message.contains("/EFI/redhat/shim.efi is missing"),
+        "{}",
+        f[0].message
+    );
+    let fix = f[0].remediation.as_deref().unwrap();
+    assert!(
+        fix.contains("dnf reinstall shim-x64 grub2-efi-x64"),
+        "{fix}"
+    );
+    assert_fires(&r, "GAL-005", Severity::Warning);
+
+    // The CSV is right but GRUB is missing beside the vendor shim.
+    v.mtools("mcopy", &["-o", &csv_s, "::/EFI/redhat/BOOTX64.CSV"]);
+    v.mtools("mdel", &["::/EFI/redhat/grubx64.efi"]);
+    let r = v.check(&tl);
+    let f = assert_fires(&r, "BOOT-008", Severity::Error);
+    assert!(
+        f[0].message.contains("/EFI/redhat/grubx64.efi is missing"),
+        "{}",
+        f[0].message
+    );
+    assert_fires(&r, "GAL-005", Severity::Warning);
+}
+
+#[test]
+fn arm64_almalinux_esp_layout_follows_the_fallback() {
+    // Debian's real arm64 shim, fallback and GRUB in AlmaLinux's layout: EFI/BOOT holds only
+    // BOOTAA64.EFI and fbaa64.efi; EFI/almalinux holds shimaa64.efi, grubaa64.efi and a
+    // BOOTAA64.CSV (iconv UCS-2LE with a byte order mark).
+    let v = Variant::of("arm64-gpt-ext4");
+    v.mtools(
+        "mdel",
+        &["::/EFI/BOOT/grubaa64.efi", "::/EFI/BOOT/mmaa64.efi"],
+    );
+    v.mtools(
+        "mdel",
+        &["::/EFI/debian/fbaa64.efi", "::/EFI/debian/BOOTAA64.CSV"],
+    );
+    v.mtools("mren", &["::/EFI/debian", "::/EFI/almalinux"]);
+    let csv = ucs2_csv(
+        &v,
+        "BOOTAA64.CSV",
+        "shimaa64.efi,AlmaLinux,,This is the boot entry for AlmaLinux\n",
+    );
+    v.mtools(
+        "mcopy",
+        &[csv.to_str().unwrap(), "::/EFI/almalinux/BOOTAA64.CSV"],
+    );
+    let tl = Policy {
+        security_type: Some(SecurityType::TrustedLaunchSupported),
+        ..Policy::default()
+    };
+    let r = v.check(&tl);
+    assert_quiet(&r, "BOOT-008");
+    // an x64 CSV does not count for arm64: the fallback finds no entry
+    v.mtools(
+        "mren",
+        &[
+            "::/EFI/almalinux/BOOTAA64.CSV",
+            "::/EFI/almalinux/BOOTX64.CSV",
+        ],
+    );
+    let r = v.check(&tl);
+    let f = assert_fires(&r, "BOOT-008", Severity::Error);
+    assert!(
+        f[0].message.contains("BOOTAA64.CSV entry is missing"),
+        "{}",
+        f[0].message
+    );
+}

@@ -268,3 +268,65 @@ fn mkt_policy() -> Policy {
         ..Policy::default()
     }
 }
+
+#[test]
+fn red_hat_bls_boot_and_dracut_remediation() {
+    // The Debian fixture turned into a Red Hat layout: os-release, BLS entry, grubenv written
+    // by the real grub-editenv (RHEL 8's `options $kernelopts`), grub.cfg that runs blscfg,
+    // Debian's grub.cfg gone, and an initramfs without hv_storvsc.
+    let mut v = Variant::of("gen2-gpt-ext4");
+    let kver = kernel_version(&v);
+    initramfs_without(&mut v, &kver, &["hv_storvsc"]);
+    let env = v.dir.path().join("grubenv");
+    let editenv = |args: &[&str]| {
+        run(
+            Command::new("grub-editenv").arg(&env).args(args),
+            "grub2-common",
+        )
+    };
+    editenv(&["create"]);
+    editenv(&[
+        "set",
+        "kernelopts=root=/dev/sda2 ro earlyprintk=ttyS0 rootdelay=300",
+    ]);
+    let entry = format!("/boot/loader/entries/0123456789abcdef-{kver}.conf");
+    v.write(
+        "/etc/os-release",
+        "NAME=\"Red Hat Enterprise Linux\"\nID=\"rhel\"\nID_LIKE=\"fedora\"\nVERSION_ID=\"8.9\"\n",
+    )
+    .write("/boot/grub2/grubenv", std::fs::read(&env).unwrap())
+    .write(
+        "/boot/grub2/grub.cfg",
+        "set default=\"${saved_entry}\"\nload_env -f ${config_directory}/grubenv\ninsmod blscfg\nblscfg\n",
+    )
+    .write(
+        &entry,
+        format!("title Red Hat Enterprise Linux ({kver}) 8.9 (Ootpa)\nversion {kver}\nlinux /vmlinuz-{kver}\ninitrd /initrd.img-{kver} $tuned_initrd\noptions $kernelopts $tuned_params\ngrub_users $grub_users\ngrub_arg --unrestricted\ngrub_class kernel\n"),
+    )
+    .remove("/boot/grub/grub.cfg");
+    let r = v.check(&Policy::default());
+    let f = assert_fires(&r, "BOOT-014", Severity::Info);
+    assert!(f[0].message.contains(&entry), "{}", f[0].message);
+    let f = assert_fires(&r, "KRN-008", Severity::Warning);
+    let console = f
+        .iter()
+        .find(|f| f.message.contains("console=ttyS0"))
+        .unwrap();
+    assert!(matches!(
+        &console.location,
+        Some(Location::Guest { path, .. }) if *path == entry
+    ));
+    assert!(console
+        .evidence
+        .as_deref()
+        .unwrap()
+        .contains("rootdelay=300"));
+    let fix = console.remediation.as_deref().unwrap();
+    assert!(fix.contains("grubby --update-kernel=ALL"), "{fix}");
+    let f = assert_fires(&r, "KRN-001", Severity::Error);
+    let fix = f[0].remediation.as_deref().unwrap();
+    assert!(
+        fix.contains("dracut -f --kver") && !fix.contains("update-initramfs"),
+        "{fix}"
+    );
+}

@@ -3,7 +3,7 @@
 
 use crate::Target;
 use vhdprep_guest::elf;
-use vhdprep_guest::facts::boot::{authenticode, der, grub_pc, pe, uki};
+use vhdprep_guest::facts::boot::{authenticode, boot_csv, der, grub_pc, pe, shim, uki};
 use vhdprep_guest::facts::kernel::{cpio, decompress, initramfs};
 
 /// The binary targets.
@@ -37,6 +37,11 @@ pub const TARGETS: &[Target] = &[
         name: "elf",
         about: "ELF identification and machine: elf::parse_header",
         run: elf,
+    },
+    Target {
+        name: "shim_chain",
+        about: "shim's fallback CSV (UCS-2LE, BOM, CR/LF) and the loader names shim embeds: boot_csv::parse, shim::shim_names",
+        run: shim_chain,
     },
     Target {
         name: "grub_pc",
@@ -172,6 +177,13 @@ pub fn grub_pc(data: &[u8]) {
     for (sector, lba) in rest.chunks(512).zip(1u64..) {
         let _ = grub_pc::core_img_at(sector, lba);
     }
+}
+
+/// A fallback CSV and a shim binary's string literals, from the same bytes.
+pub fn shim_chain(data: &[u8]) {
+    let csv = boot_csv::parse("/EFI/x/BOOTX64.CSV", data);
+    assert!(csv.entries.len() <= boot_csv::MAX_CSV_ENTRIES);
+    let _ = shim::shim_names(data);
 }
 
 #[cfg(test)]

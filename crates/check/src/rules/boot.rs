@@ -14,6 +14,7 @@ use vhdprep_guest::elf::Architecture;
 use vhdprep_guest::facts::boot::{pe, BootFacts, EspFacts, LoaderRole};
 use vhdprep_guest::facts::kernel::cmdline::{CmdlineSource, RootRefKind, SourceKind};
 use vhdprep_guest::volumes::VolumeSource;
+use vhdprep_guest::Family;
 use vhdprep_partition::{Partition, PartitionKind, PartitionTable, TableKind};
 
 /// One MiB: the first partition should start at or after it (LBA 2048).
@@ -452,6 +453,16 @@ fn unsigned_kernels(ctx: &Context) -> Vec<String> {
         .collect()
 }
 
+/// How a family installs its signed shim + GRUB chain on the ESP, removable path included.
+fn signed_chain_fix(family: Family) -> &'static str {
+    match family {
+        Family::RedHat => "Red Hat family: `dnf reinstall shim-x64 grub2-efi-x64` (Arm64: shim-aa64 grub2-efi-aa64) restores \\EFI\\BOOT\\BOOTX64.EFI, fbx64.efi and \\EFI\\<vendor>\\{shimx64.efi,grubx64.efi,BOOTX64.CSV}",
+        Family::Suse => "SUSE: `zypper install shim grub2-x86_64-efi && shim-install --config-file=/boot/grub2/grub.cfg` puts shim.efi, grub.efi and boot.csv in \\EFI\\sles (or opensuse) and shim at \\EFI\\boot\\bootx64.efi",
+        Family::AzureLinux => "Azure Linux: `tdnf reinstall shim grub2-efi-binary`",
+        Family::Debian | Family::Unknown => "Debian: `apt install shim-signed grub-efi-amd64-signed && grub-install --uefi-secure-boot --force-extra-removable`",
+    }
+}
+
 fn secure_boot(ctx: &Context, boot: &BootFacts, g: &GenView, out: &mut Collector) {
     out.evaluated("BOOT-008");
     let tl = ctx.policy.security_type == Some(SecurityType::TrustedLaunchSupported);
@@ -482,6 +493,10 @@ fn secure_boot(ctx: &Context, boot: &BootFacts, g: &GenView, out: &mut Collector
                 "the UEFI fallback loader {} is not a shim signed by the Microsoft UEFI CA: VMs with Secure Boot (Trusted Launch) will refuse to boot it",
                 sb.fallback_loader.as_deref().unwrap_or("(none)")
             )
+        } else if let Some(missing) = sb.chain.as_ref().and_then(|c| c.missing.as_deref()) {
+            format!(
+                "shim's chain to GRUB is broken: {missing} is missing, so the VM stops before GRUB (with or without Secure Boot)"
+            )
         } else {
             format!(
                 "shim will not load {}: it carries no signature of the distribution key shim embeds, so VMs with Secure Boot (Trusted Launch) stop at GRUB",
@@ -491,7 +506,8 @@ fn secure_boot(ctx: &Context, boot: &BootFacts, g: &GenView, out: &mut Collector
         let mut f = Finding::new("BOOT-008", severity, what)
             .with_evidence(sb.reasons.join("; "))
             .with_remediation(format!(
-                "install the distribution's signed chain at the removable path (Debian: `apt install shim-signed grub-efi-amd64-signed && grub-install --uefi-secure-boot --force-extra-removable`), {fix_or_standard}"
+                "install the distribution's signed chain at the removable path ({}), {fix_or_standard}",
+                signed_chain_fix(ctx.family())
             ));
         if let Some(esp) = boot.uefi.esps.iter().find(|e| {
             e.loaders
@@ -960,7 +976,15 @@ fn boot_entry(ctx: &Context, out: &mut Collector) {
                 "{}: looked for each path as written and under /boot",
                 source_place(s)
             ))
-            .with_remediation("regenerate the boot files and the menu: `update-initramfs -c -k all && update-grub` (RHEL/SUSE: `dracut -f --regenerate-all && grub2-mkconfig -o /boot/grub2/grub.cfg`)")
+            .with_remediation(match ctx.family() {
+                f @ (Family::RedHat | Family::Suse | Family::AzureLinux) => format!(
+                    "regenerate the boot files and the menu: `{} && {}`{}",
+                    f.initramfs_rebuild_command(),
+                    f.grub_mkconfig_command(),
+                    if s.kind == SourceKind::Bls { " (BLS entries: `kernel-install add <version> /lib/modules/<version>/vmlinuz` recreates one)" } else { "" }
+                ),
+                _ => "regenerate the boot files and the menu: `update-initramfs -c -k all && update-grub` (RHEL/SUSE: `dracut -f --regenerate-all && grub2-mkconfig -o /boot/grub2/grub.cfg`)".to_string(),
+            })
             .at_guest(s.file.clone(), Some(s.line)),
         );
     }

@@ -12,6 +12,7 @@ use vhdprep_guest::facts::kernel::cmdline::Cmdline;
 use vhdprep_guest::facts::kernel::modules::WANTED;
 use vhdprep_guest::facts::kernel::modules::{BlacklistKind, ModulePresence};
 use vhdprep_guest::facts::kernel::{InstalledKernel, KernelFacts};
+use vhdprep_guest::Family;
 
 /// This area's catalogue entries.
 pub const RULES: &[RuleInfo] = &[
@@ -131,10 +132,26 @@ fn rebuild_command(ctx: &Context, v: &str, modules: &[&str]) -> String {
         "echo 'add_drivers+=\" {} \"' > /etc/dracut.conf.d/azure.conf && dracut -f --kver {v}",
         modules.join(" ")
     );
+    // The rpm families build their initramfs with dracut only.
+    if ctx.family().uses_rpm() {
+        return dr;
+    }
     match (itools, dracut) {
         (true, false) => it,
         (false, true) => dr,
         _ => format!("initramfs-tools: `{it}`; dracut: `{dr}`"),
+    }
+}
+
+/// How the guest's family installs its Azure/cloud kernel.
+fn kernel_install(ctx: &Context) -> String {
+    match ctx.family() {
+        Family::RedHat => "install the distribution's kernel (`dnf install kernel`)".into(),
+        Family::Suse => "install the distribution's Azure kernel (`zypper install kernel-azure`)".into(),
+        Family::AzureLinux => "install the distribution's kernel (`tdnf install kernel`)".into(),
+        Family::Debian | Family::Unknown => {
+            "install the distribution's cloud kernel (Debian: `apt install linux-image-cloud-amd64`)".into()
+        }
     }
 }
 
@@ -210,14 +227,19 @@ fn storage_drivers(
             .filter_map(|k| k.modules_dir.as_deref())
             .collect();
         out.push(
-            Finding::new("KRN-001", Severity::Error, "no kernel image was found in /boot: the image cannot boot")
-                .with_evidence(if dirs.is_empty() {
-                    "no /boot/vmlinuz-*, vmlinux-* or Image-*, and no /lib/modules/<version>".to_string()
-                } else {
-                    format!("module trees without a kernel image: {}", dirs.join(", "))
-                })
-                .with_remediation("install the distribution's cloud kernel (Debian: `apt install linux-image-cloud-amd64`)")
-                .at_guest("/boot", None),
+            Finding::new(
+                "KRN-001",
+                Severity::Error,
+                "no kernel image was found in /boot: the image cannot boot",
+            )
+            .with_evidence(if dirs.is_empty() {
+                "no /boot/vmlinuz-*, vmlinux-* or Image-*, and no /lib/modules/<version>"
+                    .to_string()
+            } else {
+                format!("module trees without a kernel image: {}", dirs.join(", "))
+            })
+            .with_remediation(kernel_install(ctx))
+            .at_guest("/boot", None),
         );
         return;
     }

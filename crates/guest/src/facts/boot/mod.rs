@@ -19,10 +19,12 @@
 
 pub mod authenticode;
 pub mod bls_entry;
+pub mod boot_csv;
 pub mod der;
 pub mod esp_kernel;
 pub mod grub_pc;
 pub mod pe;
+pub mod shim;
 pub mod systemd_boot;
 pub mod uki;
 
@@ -149,6 +151,8 @@ pub struct EspFacts {
     pub loaders: Vec<EfiLoader>,
     /// `*.cfg` and `*.csv` files directly under `\EFI\<dir>\` (`grub.cfg`, `BOOTX64.CSV`).
     pub configs: Vec<String>,
+    /// The `*.csv` files among them, read as shim's fallback reads them.
+    pub boot_csvs: Vec<boot_csv::BootCsv>,
 }
 
 /// What an EFI binary is, by its name.
@@ -196,6 +200,9 @@ pub struct EfiLoader {
     pub signature_problems: Vec<String>,
     /// Some signature chains to a Microsoft UEFI CA.
     pub microsoft_uefi_ca: bool,
+    /// The loader names it embeds when it is shim (read for fallback and `shim*` loaders).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub shim: Option<shim::ShimNames>,
 }
 
 impl EfiLoader {
@@ -222,6 +229,9 @@ pub struct SecureBootEvidence {
     pub grub_signers: Vec<String>,
     /// Both of the above hold. Kernel signatures and DKMS modules are not covered here.
     pub ready: bool,
+    /// The chain from the fallback loader to GRUB, followed as shim and its fallback do.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub chain: Option<shim::UefiChain>,
     /// Why `ready` is what it is.
     pub reasons: Vec<String>,
 }
@@ -434,6 +444,7 @@ fn esp_of_volume(v: &GuestVolume, number: u32, budget: &mut u64) -> EspFacts {
         fallback_aa64: None,
         loaders: Vec::new(),
         configs: Vec::new(),
+        boot_csvs: Vec::new(),
     };
     if esp.filesystem.as_deref() != Some("vfat") {
         esp.problems.push(format!(
@@ -521,6 +532,9 @@ pub fn scan_esp(fs: &dyn FileSystem, esp: &mut EspFacts, budget: &mut u64) {
             let lower = fname.to_ascii_lowercase();
             let path = format!("{dpath}/{fname}");
             if lower.ends_with(".cfg") || lower.ends_with(".csv") {
+                if lower.ends_with(".csv") {
+                    esp.boot_csvs.push(read_csv(fs, &path));
+                }
                 esp.configs.push(path);
                 continue;
             }
@@ -535,7 +549,11 @@ pub fn scan_esp(fs: &dyn FileSystem, esp: &mut EspFacts, budget: &mut u64) {
                     _ => {}
                 }
             }
-            esp.loaders.push(read_loader(fs, path, role, budget));
+            let mut l = read_loader(fs, path, role, budget);
+            if matches!(role, LoaderRole::Fallback | LoaderRole::Shim) {
+                l.shim = read_shim_names(fs, &l, budget);
+            }
+            esp.loaders.push(l);
         }
     }
 }
@@ -551,6 +569,7 @@ fn read_loader(fs: &dyn FileSystem, path: String, role: LoaderRole, budget: &mut
         signatures: Vec::new(),
         signature_problems: Vec::new(),
         microsoft_uefi_ca: false,
+        shim: None,
         path,
     };
     match fs.metadata(l.path.as_bytes()) {
@@ -587,6 +606,51 @@ fn read_loader(fs: &dyn FileSystem, path: String, role: LoaderRole, budget: &mut
         None => l.error = Some(failure.unwrap_or_else(|| "cannot be read".into())),
     }
     l
+}
+
+/// A fallback CSV on the ESP, up to [`boot_csv::MAX_CSV_SIZE`] bytes.
+fn read_csv(fs: &dyn FileSystem, path: &str) -> boot_csv::BootCsv {
+    match fs.read_file(path.as_bytes(), boot_csv::MAX_CSV_SIZE) {
+        Ok(b) => boot_csv::parse(path, &b),
+        Err(e) => boot_csv::BootCsv {
+            path: path.to_string(),
+            entries: Vec::new(),
+            problems: vec![format!("cannot be read: {e}")],
+        },
+    }
+}
+
+/// The names shim embeds: its data sections (the whole file when it has none or their table
+/// is unreadable),
+/// at most [`shim::MAX_SHIM_SCAN`] bytes of `l`, charged to `budget`.
+fn read_shim_names(
+    fs: &dyn FileSystem,
+    l: &EfiLoader,
+    budget: &mut u64,
+) -> Option<shim::ShimNames> {
+    if l.error.is_some() || l.size > *budget {
+        return None;
+    }
+    let path = l.path.as_bytes();
+    let head = fs.read_range(path, 0, shim::PE_HEAD).ok()?;
+    *budget = budget.saturating_sub(head.len() as u64);
+    let ranges = shim::data_sections(&head, l.size)
+        .filter(|r| !r.is_empty())
+        .unwrap_or_else(|| vec![(0, l.size)]);
+    let mut bytes = Vec::new();
+    let mut left = shim::MAX_SHIM_SCAN.min(*budget);
+    for (at, len) in ranges {
+        let len = len.min(left);
+        if len == 0 {
+            break;
+        }
+        let b = fs.read_range(path, at, len).ok()?;
+        left = left.saturating_sub(b.len() as u64);
+        *budget = budget.saturating_sub(b.len() as u64);
+        bytes.extend_from_slice(&b);
+        bytes.extend_from_slice(&[0, 0]);
+    }
+    shim::shim_names(&bytes)
 }
 
 /// Fills machine, subsystem and signatures of `l` from the PE image `bytes`.
@@ -709,15 +773,12 @@ fn secure_boot(u: &UefiFacts) -> SecureBootEvidence {
     } else {
         format!("{} carries no Authenticode signature", fb.path)
     });
-    let dir = fb.path.rsplit_once('/').map_or("", |(d, _)| d);
-    let want = format!(
-        "{dir}/grub{}.efi",
-        if arch == "arm64" { "aa64" } else { "x64" }
-    );
-    if let Some(g) = esp
-        .loaders
-        .iter()
-        .find(|l| l.path.eq_ignore_ascii_case(&want))
+    let chain = shim::follow(esp, arch, fb);
+    ev.reasons.extend(chain.reasons.iter().cloned());
+    if let Some(g) = chain
+        .second_stage
+        .as_ref()
+        .and_then(|p| esp.loaders.iter().find(|l| &l.path == p))
     {
         ev.grub = Some(g.path.clone());
         ev.grub_signed = g.signed();
@@ -735,9 +796,8 @@ fn secure_boot(u: &UefiFacts) -> SecureBootEvidence {
         } else {
             format!("{} carries no Authenticode signature", g.path)
         });
-    } else {
-        ev.reasons.push(format!("no {want} next to {}", fb.path));
     }
+    ev.chain = Some(chain);
     ev.ready = ev.fallback_microsoft_signed && ev.grub_signed;
     ev
 }

@@ -55,6 +55,7 @@ fn esp_facts_of(fs: &MemFs) -> EspFacts {
         fallback_aa64: None,
         loaders: vec![],
         configs: vec![],
+        boot_csvs: vec![],
     };
     let mut budget = MAX_LOADER_BYTES;
     scan_esp(fs, &mut esp, &mut budget);
@@ -280,4 +281,195 @@ fn read_budget_is_respected() {
     let (ok, reasons, archs) = judge_uefi(&UefiFacts { esps: vec![esp] });
     assert!(ok, "{reasons:?}");
     assert_eq!(archs, vec!["x64"]);
+}
+
+/// The fake shim with the UTF-16 literals a real build embeds (upstream names for `sfx`, or
+/// SUSE's `fallback.efi`/`grub.efi`).
+fn named_shim(sfx: &str, suse: bool) -> Vec<u8> {
+    let mut b = shim();
+    let names = if suse {
+        vec![
+            "\\fallback.efi".to_string(),
+            "\\EFI\\BOOT\\fallback.efi".into(),
+            "\\MokManager.efi".into(),
+            "\\\\grub.efi".into(),
+        ]
+    } else {
+        vec![
+            format!("\\fb{sfx}.efi"),
+            format!("\\EFI\\BOOT\\fb{sfx}.efi"),
+            format!("\\mm{sfx}.efi"),
+            format!("\\\\grub{sfx}.efi"),
+        ]
+    };
+    for n in names {
+        b.extend(super::shim::tests::lit(&n));
+    }
+    b
+}
+
+fn ucs2(s: &str) -> Vec<u8> {
+    let mut v = vec![0xff, 0xfe];
+    v.extend(s.encode_utf16().flat_map(u16::to_le_bytes));
+    v
+}
+
+/// Red Hat's ESP: shim and fbx64.efi alone in EFI/BOOT, the rest in EFI/redhat.
+fn red_hat_esp() -> MemFs {
+    let mut fs = MemFs::default()
+        .dir("/")
+        .dir("/EFI")
+        .dir("/EFI/BOOT")
+        .dir("/EFI/redhat")
+        .file("/EFI/redhat/grub.cfg", "search --no-floppy --fs-uuid --set=dev 1234\nset prefix=($dev)/grub2\nexport $prefix\nconfigfile $prefix/grub.cfg\n");
+    put(&mut fs, "/EFI/BOOT/BOOTX64.EFI", named_shim("x64", false));
+    put(&mut fs, "/EFI/BOOT/fbx64.efi", b"MZ fallback".to_vec());
+    put(&mut fs, "/EFI/redhat/shimx64.efi", named_shim("x64", false));
+    put(&mut fs, "/EFI/redhat/grubx64.efi", grub());
+    put(&mut fs, "/EFI/redhat/mmx64.efi", b"MZ".to_vec());
+    put(
+        &mut fs,
+        "/EFI/redhat/BOOTX64.CSV",
+        ucs2("shimx64.efi,Red Hat Enterprise Linux,,This is the boot entry for Red Hat Enterprise Linux\n"),
+    );
+    fs
+}
+
+fn sb_of(fs: &MemFs) -> SecureBootEvidence {
+    secure_boot(&UefiFacts {
+        esps: vec![esp_facts_of(fs)],
+    })
+}
+
+#[test]
+fn red_hat_fallback_chain_reaches_grub_in_the_vendor_directory() {
+    let sb = sb_of(&red_hat_esp());
+    assert!(sb.ready, "{:?}", sb.reasons);
+    assert_eq!(sb.grub.as_deref(), Some("/EFI/redhat/grubx64.efi"));
+    let chain = sb.chain.unwrap();
+    assert_eq!(
+        chain.loaders,
+        [
+            "/EFI/BOOT/BOOTX64.EFI",
+            "/EFI/BOOT/fbx64.efi",
+            "/EFI/redhat/shimx64.efi",
+            "/EFI/redhat/grubx64.efi"
+        ]
+    );
+    assert!(chain.missing.is_none());
+}
+
+#[test]
+fn broken_fallback_chains_name_what_is_missing() {
+    // the CSV names a loader that is not there
+    let mut fs = red_hat_esp();
+    put(
+        &mut fs,
+        "/EFI/redhat/BOOTX64.CSV",
+        ucs2("shim.efi,Red Hat Enterprise Linux,,\n"),
+    );
+    let sb = sb_of(&fs);
+    assert!(!sb.ready);
+    assert_eq!(
+        sb.chain.unwrap().missing.as_deref(),
+        Some("/EFI/redhat/shim.efi")
+    );
+    // GRUB missing beside the vendor shim
+    let mut fs = red_hat_esp();
+    fs.nodes.remove(b"/EFI/redhat/grubx64.efi".as_slice());
+    let sb = sb_of(&fs);
+    assert!(!sb.ready && sb.grub.is_none());
+    assert_eq!(
+        sb.chain.unwrap().missing.as_deref(),
+        Some("/EFI/redhat/grubx64.efi")
+    );
+    // no CSV at all: the fallback creates nothing
+    let mut fs = red_hat_esp();
+    fs.nodes.remove(b"/EFI/redhat/BOOTX64.CSV".as_slice());
+    let sb = sb_of(&fs);
+    assert!(!sb.ready);
+    assert!(sb.chain.unwrap().missing.unwrap().contains("BOOTX64.CSV"));
+    // without fbx64.efi shim loads the GRUB beside itself, which EFI/BOOT lacks
+    let mut fs = red_hat_esp();
+    fs.nodes.remove(b"/EFI/BOOT/fbx64.efi".as_slice());
+    let sb = sb_of(&fs);
+    assert_eq!(
+        sb.chain.unwrap().missing.as_deref(),
+        Some("/EFI/BOOT/grubx64.efi")
+    );
+    // a CSV argument names the second stage
+    let mut fs = red_hat_esp();
+    put(
+        &mut fs,
+        "/EFI/redhat/BOOTX64.CSV",
+        ucs2("shimx64.efi,RHEL,\\grubx64-alt.efi ,c\n"),
+    );
+    assert_eq!(
+        sb_of(&fs).chain.unwrap().missing.as_deref(),
+        Some("/EFI/redhat/grubx64-alt.efi")
+    );
+}
+
+#[test]
+fn suse_chain_uses_its_builds_names() {
+    let mut fs = MemFs::default()
+        .dir("/")
+        .dir("/EFI")
+        .dir("/EFI/boot")
+        .dir("/EFI/sles");
+    put(&mut fs, "/EFI/boot/bootx64.efi", named_shim("x64", true));
+    put(&mut fs, "/EFI/boot/fallback.efi", b"MZ".to_vec());
+    put(&mut fs, "/EFI/boot/MokManager.efi", b"MZ".to_vec());
+    put(&mut fs, "/EFI/sles/shim.efi", named_shim("x64", true));
+    put(&mut fs, "/EFI/sles/grub.efi", grub());
+    put(
+        &mut fs,
+        "/EFI/sles/boot.csv",
+        ucs2("shim.efi,sles-secureboot\n")[2..].to_vec(),
+    );
+    let sb = sb_of(&fs);
+    assert!(sb.ready, "{:?}", sb.reasons);
+    assert_eq!(sb.grub.as_deref(), Some("/EFI/sles/grub.efi"));
+    // on Azure shim-install removes fallback.efi: shim then loads grub.efi beside itself
+    fs.nodes.remove(b"/EFI/boot/fallback.efi".as_slice());
+    let sb = sb_of(&fs);
+    assert_eq!(
+        sb.chain.unwrap().missing.as_deref(),
+        Some("/EFI/boot/grub.efi")
+    );
+    put(&mut fs, "/EFI/boot/grub.efi", grub());
+    assert!(sb_of(&fs).ready);
+}
+
+#[test]
+fn arm64_fallback_chain() {
+    let mut fs = MemFs::default()
+        .dir("/")
+        .dir("/EFI")
+        .dir("/EFI/BOOT")
+        .dir("/EFI/almalinux");
+    let mut aa = named_shim("aa64", false);
+    aa[0..2].copy_from_slice(b"MZ");
+    put(&mut fs, "/EFI/BOOT/BOOTAA64.EFI", aa.clone());
+    put(&mut fs, "/EFI/BOOT/fbaa64.efi", b"MZ".to_vec());
+    put(&mut fs, "/EFI/almalinux/shimaa64.efi", aa);
+    put(&mut fs, "/EFI/almalinux/grubaa64.efi", grub());
+    // a BOOTX64.CSV does not count for arm64; BOOT.CSV does
+    put(
+        &mut fs,
+        "/EFI/almalinux/BOOTX64.CSV",
+        ucs2("nothere.efi,x\n"),
+    );
+    put(
+        &mut fs,
+        "/EFI/almalinux/BOOT.CSV",
+        ucs2("shimaa64.efi,AlmaLinux,,\n"),
+    );
+    let sb = sb_of(&fs);
+    assert_eq!(
+        sb.grub.as_deref(),
+        Some("/EFI/almalinux/grubaa64.efi"),
+        "{:?}",
+        sb.reasons
+    );
 }

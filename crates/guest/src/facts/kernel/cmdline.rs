@@ -474,6 +474,21 @@ pub fn parse_bls(
     kernelopts: Option<&str>,
     exists: &dyn Fn(&str) -> Option<String>,
 ) -> CmdlineSource {
+    let env: BTreeMap<String, String> = kernelopts
+        .map(|k| ("kernelopts".to_string(), k.to_string()))
+        .into_iter()
+        .collect();
+    parse_bls_env(file, text, &env, exists)
+}
+
+/// Parses one BLS entry as GRUB's blscfg does: `$variables` in `options` and `initrd` expanded
+/// from the GRUB environment `env` (unset ones vanish).
+pub fn parse_bls_env(
+    file: &str,
+    text: &str,
+    env: &BTreeMap<String, String>,
+    exists: &dyn Fn(&str) -> Option<String>,
+) -> CmdlineSource {
     let mut title = None;
     let mut kernel = None;
     let mut initrd = Vec::new();
@@ -486,8 +501,8 @@ pub fn parse_bls(
             "title" => title = Some(v.to_string()),
             "linux" | "efi" => kernel = Some(boot_file(v, exists)),
             "initrd" => initrd.extend(
-                v.split_whitespace()
-                    .filter(|p| !p.starts_with('$'))
+                super::bls::expand(v, env)
+                    .split_whitespace()
                     .map(|p| boot_file(p, exists)),
             ),
             "options" => {
@@ -501,7 +516,7 @@ pub fn parse_bls(
         }
     }
     let (line, opts) = options.unwrap_or((1, String::new()));
-    let opts = opts.replace("$kernelopts", kernelopts.unwrap_or(""));
+    let opts = super::bls::expand(&opts, env);
     let mut s = source(SourceKind::Bls, file, line, &opts);
     s.entry = title;
     s.kernel = kernel;
@@ -621,8 +636,22 @@ pub fn gather(
     esp.sort();
     cfgs.extend(esp.iter().cloned());
     let mut grub_default = None;
+    let mut saw_blscfg = false;
+    let mut cfg_kernelopts: Option<String> = None;
     for f in &cfgs {
         let Some(text) = read(f) else { continue };
+        for line in text.lines() {
+            let w = grub_words(line.trim());
+            match w.first().map(String::as_str) {
+                Some("blscfg") => saw_blscfg = true,
+                Some("set") => {
+                    if let Some(v) = w.get(1).and_then(|a| a.strip_prefix("kernelopts=")) {
+                        cfg_kernelopts.get_or_insert_with(|| v.to_string());
+                    }
+                }
+                _ => {}
+            }
+        }
         if esp.contains(f) {
             for (n, line) in text.lines().enumerate() {
                 let t = line.trim();
@@ -655,39 +684,63 @@ pub fn gather(
         }
         out.sources.extend(parsed);
     }
-    // grubenv kernelopts, BLS entries.
-    let mut kernelopts = None;
-    let mut saved_entry = None;
+    // The GRUB environment block (RHEL 8: `kernelopts`), then BLS entries as blscfg lists
+    // them (newest version first; `saved_entry` names the default).
+    let mut env: BTreeMap<String, String> = BTreeMap::new();
     for f in [
         "/boot/grub2/grubenv",
         "/boot/grub/grubenv",
         "/boot/efi/EFI/redhat/grubenv",
     ] {
         let Some(text) = read(f) else { continue };
-        for (n, line) in text.lines().enumerate() {
-            if let Some(v) = line.strip_prefix("kernelopts=") {
-                kernelopts.get_or_insert_with(|| v.to_string());
-                out.sources.push(source(SourceKind::Grubenv, f, n + 1, v));
-            } else if let Some(v) = line.strip_prefix("saved_entry=") {
-                saved_entry.get_or_insert_with(|| v.to_string());
-            }
+        let Some(vars) = super::bls::parse_grubenv(&text) else {
+            continue;
+        };
+        if let Some(v) = vars.get("kernelopts") {
+            let line = text
+                .lines()
+                .position(|l| l.starts_with("kernelopts="))
+                .map_or(1, |n| n + 1);
+            out.sources.push(source(SourceKind::Grubenv, f, line, v));
+        }
+        for (k, v) in vars {
+            env.entry(k).or_insert(v);
         }
     }
-    let mut bls = sorted_files(list, "/boot/loader/entries", ".conf");
-    bls.reverse(); // newest version first, as grub's blscfg sorts
+    // RHEL 8's grub.cfg sets kernelopts itself when grubenv lacks it.
+    if let Some(k) = cfg_kernelopts {
+        env.entry("kernelopts".into()).or_insert(k);
+    }
+    let saved_entry = env.get("saved_entry").cloned();
+    let mut bls: Vec<(String, Option<String>)> = Vec::new();
+    let mut texts: BTreeMap<String, String> = BTreeMap::new();
+    for f in sorted_files(list, "/boot/loader/entries", ".conf")
+        .into_iter()
+        .take(super::bls::MAX_BLS_ENTRIES)
+    {
+        let Some(text) = read(&f) else { continue };
+        bls.push((f.clone(), super::bls::entry_version(&text)));
+        texts.insert(f, text);
+    }
+    super::bls::sort_newest_first(&mut bls);
     let mut bls_default = None;
-    for (i, f) in bls.iter().enumerate() {
-        let Some(text) = read(f) else { continue };
-        let mut s = parse_bls(f, &text, kernelopts.as_deref(), exists);
+    let first_bls = out.sources.len();
+    for (i, (f, _)) in bls.iter().enumerate() {
+        let Some(text) = texts.get(f) else { continue };
+        let mut s = parse_bls_env(f, text, &env, exists);
         s.entry_index = Some(i);
         let stem = f.rsplit('/').next().unwrap_or("").trim_end_matches(".conf");
-        if saved_entry.as_deref() == Some(stem) {
-            bls_default = Some(out.sources.len());
+        let wanted = saved_entry.as_deref();
+        if wanted == Some(stem)
+            || wanted.is_some_and(|w| s.entry.as_deref() == Some(w))
+            || wanted.and_then(|w| w.parse::<usize>().ok()) == Some(i)
+        {
+            bls_default.get_or_insert(out.sources.len());
         }
         out.sources.push(s);
     }
-    if bls_default.is_none() {
-        bls_default = out.sources.iter().position(|s| s.kind == SourceKind::Bls);
+    if bls_default.is_none() && out.sources.len() > first_bls {
+        bls_default = Some(first_bls);
     }
     if let Some(i) = bls_default {
         out.sources[i].default = true;
@@ -734,10 +787,13 @@ pub fn gather(
             out.sources.push(s);
         }
     }
-    let eff = grub_default
-        .or(bls_default)
-        .or(kernel_cmdline)
-        .or(menu_default);
+    // With `blscfg` in grub.cfg the BLS entries are the menu GRUB shows.
+    let (first, second) = if saw_blscfg {
+        (bls_default, grub_default)
+    } else {
+        (grub_default, bls_default)
+    };
+    let eff = first.or(second).or(kernel_cmdline).or(menu_default);
     out.effective_source = eff;
     out.effective = eff
         .map(|i| out.sources[i].cmdline.clone())

@@ -12,6 +12,7 @@
 //! bytes, member count and name length, directory walks by entries and depth); nothing here
 //! panics on malformed input.
 
+pub mod bls;
 pub mod cmdline;
 pub mod cpio;
 pub mod decompress;
@@ -264,11 +265,35 @@ impl InitramfsBudget {
     }
 }
 
+/// The initramfs the boot menu starts kernel image `vmlinuz` (version `v`) with: from the
+/// effective entry when it boots that image, else from any entry that does (a BLS entry's
+/// `initrd`, a grub.cfg `initrd` line), as found in the guest. Of several initrds (microcode
+/// first, RHEL's `$tuned_initrd` after) the one named with the version, else the last.
+fn initrd_from_menu(cmdlines: &CommandLines, vmlinuz: &str, v: &str) -> Option<String> {
+    let boots = |s: &&cmdline::CmdlineSource| {
+        s.kernel.as_ref().and_then(|k| k.found.as_deref()) == Some(vmlinuz)
+    };
+    cmdlines
+        .effective_source()
+        .filter(boots)
+        .into_iter()
+        .chain(cmdlines.sources.iter().filter(boots))
+        .find_map(|s| {
+            let found: Vec<&String> = s.initrd.iter().filter_map(|i| i.found.as_ref()).collect();
+            found
+                .iter()
+                .find(|p| p.rsplit('/').next().is_some_and(|n| n.contains(v)))
+                .or(found.last())
+                .map(|p| p.to_string())
+        })
+}
+
 fn kernel(
     guest: &GuestTree,
     v: &str,
     budget: &mut InitramfsBudget,
     boot_ref: Option<&loader_kernels::BootRef>,
+    cmdlines: &CommandLines,
 ) -> InstalledKernel {
     let boot = |names: &[String]| -> Option<String> {
         names
@@ -306,12 +331,18 @@ fn kernel(
         .and_then(|c| text(guest, c))
         .map(|t| modules::parse_config(&t))
         .unwrap_or_default();
-    let initrd_path = boot(&[
-        format!("initrd.img-{v}"),
-        format!("initramfs-{v}.img"),
-        format!("initrd-{v}"),
-        format!("initrd-{v}.img"),
-    ]);
+    let by_name = || {
+        boot(&[
+            format!("initrd.img-{v}"),
+            format!("initramfs-{v}.img"),
+            format!("initrd-{v}"),
+            format!("initrd-{v}.img"),
+        ])
+    };
+    let initrd_path = vmlinuz
+        .as_deref()
+        .and_then(|k| initrd_from_menu(cmdlines, k, v))
+        .or_else(by_name);
     let mut initramfs_error = None;
     let from_loader = boot_ref.filter(|b| initrd_path.is_none() && !b.initrd.is_empty());
     let initramfs = match from_loader {
@@ -407,7 +438,7 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     vs.sort();
     let kernels = vs
         .iter()
-        .map(|v| kernel(guest, v, &mut budget, refs.get(v)))
+        .map(|v| kernel(guest, v, &mut budget, refs.get(v), &cmdlines))
         .collect();
 
     let mut blacklist = Vec::new();
@@ -426,8 +457,18 @@ pub fn kernel_facts(guest: &GuestTree) -> KernelFacts {
     }
 
     let mut builder = BuilderIntent::default();
+    // dracut sources /etc/dracut.conf, then the *.conf of /usr/lib/dracut/dracut.conf.d and
+    // /etc/dracut.conf.d sorted by name together, /etc's file winning a shared name
+    // (dracut-functions.sh `dropindirs_sort`).
     let mut dracut = vec!["/etc/dracut.conf".to_string()];
-    dracut.extend(files_in(guest, "/etc/dracut.conf.d", ".conf"));
+    let mut dropins: BTreeMap<String, String> = BTreeMap::new();
+    for dir in ["/usr/lib/dracut/dracut.conf.d", "/etc/dracut.conf.d"] {
+        for f in files_in(guest, dir, ".conf") {
+            let base = f.rsplit('/').next().unwrap_or("").to_string();
+            dropins.insert(base, f);
+        }
+    }
+    dracut.extend(dropins.into_values());
     for f in &dracut {
         if let Some(t) = text(guest, f) {
             modules::parse_dracut(f, &t, &mut builder);
@@ -554,6 +595,80 @@ mod tests {
     }
 
     #[test]
+    fn the_initramfs_is_the_one_the_boot_entry_names() {
+        // RHEL with a separate /boot: the BLS entry's paths are relative to it, and it names
+        // an initramfs that the file name convention would not find.
+        let fs = MemFs::default()
+            .dir("/")
+            .dir("/boot")
+            .file(&format!("/boot/vmlinuz-{V}"), "k")
+            .file("/boot/custom-initrd.img", "not an initramfs")
+            .file(&format!("/boot/initramfs-{V}.img"), "also garbage, but another")
+            .dir("/boot/loader")
+            .dir("/boot/loader/entries")
+            .file(
+                &format!("/boot/loader/entries/m-{V}.conf"),
+                &format!("title T\nversion {V}\nlinux /vmlinuz-{V}\ninitrd /ucode.img /custom-initrd.img\noptions root=/dev/sda2\n"),
+            )
+            .file("/boot/ucode.img", "u");
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let f = kernel_facts(&g);
+        let k = &f.kernels[0];
+        // garbage content: listed with an error, but the path is the entry's
+        let path = k
+            .initramfs
+            .as_ref()
+            .map(|i| i.path.clone())
+            .or(k.initramfs_error.clone())
+            .unwrap();
+        assert!(path.contains("/boot/custom-initrd.img"), "{path}");
+    }
+
+    #[test]
+    fn dracut_drop_ins_merge_by_name_etc_winning() {
+        // RHEL ships defaults in /usr/lib/dracut/dracut.conf.d; /etc overrides a same-named
+        // file, and all are sourced in name order after /etc/dracut.conf.
+        let fs = MemFs::default()
+            .dir("/")
+            .dir("/etc")
+            .file("/etc/dracut.conf", "hostonly=\"no\"\n")
+            .dir("/etc/dracut.conf.d")
+            .file("/etc/dracut.conf.d/01-dist.conf", "compress=\"xz\"\n")
+            .file(
+                "/etc/dracut.conf.d/50-azure.conf",
+                "add_drivers+=\" hv_vmbus hv_netvsc hv_storvsc \"\n",
+            )
+            .dir("/usr")
+            .dir("/usr/lib")
+            .dir("/usr/lib/dracut")
+            .dir("/usr/lib/dracut/dracut.conf.d")
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/01-dist.conf",
+                "compress=\"zstd\"\nhostonly=\"yes\"\n",
+            )
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/02-rescue.conf",
+                "hostonly=\"yes\"\n",
+            )
+            .file(
+                "/usr/lib/dracut/dracut.conf.d/90-late.conf",
+                "add_drivers=\" nvme \"\n",
+            );
+        let g = GuestTree::new(Arc::new(fs), "mem");
+        let b = kernel_facts(&g).builder;
+        // /etc/01-dist.conf replaced /usr/lib's (its hostonly=yes never read)...
+        assert_eq!(b.dracut_compress.as_ref().unwrap().value, "xz");
+        // ...but 02-rescue.conf from /usr/lib is sourced after /etc/dracut.conf
+        let h = b.dracut_hostonly.as_ref().unwrap();
+        assert_eq!(
+            (h.value.as_str(), h.file.as_str()),
+            ("yes", "/usr/lib/dracut/dracut.conf.d/02-rescue.conf")
+        );
+        // 90-late.conf comes after 50-azure.conf and replaces its add_drivers
+        assert!(b.adds("nvme") && !b.adds("hv_storvsc"));
+    }
+
+    #[test]
     fn initramfs_budget_is_shared_by_all_kernels_of_a_guest() {
         let data = vec![b'a'; 600 << 10];
         let archive = cpio::tests::newc(&[("usr/lib/modules/x/hv_vmbus.ko", &data)]);
@@ -569,16 +684,16 @@ mod tests {
             read: 4 << 20,
             decompressed: 1 << 20,
         };
-        let first = kernel(&g, "1", &mut budget, None);
+        let first = kernel(&g, "1", &mut budget, None, &CommandLines::default());
         let listing = &first.initramfs.as_ref().unwrap().listing;
         assert!(listing.error.is_none() && listing.member_count == 1);
-        let second = kernel(&g, "2", &mut budget, None);
+        let second = kernel(&g, "2", &mut budget, None, &CommandLines::default());
         let listing = &second.initramfs.as_ref().unwrap().listing;
         assert_eq!(
             listing.error.as_deref(),
             Some("decompressed size limit reached")
         );
-        let third = kernel(&g, "3", &mut budget, None);
+        let third = kernel(&g, "3", &mut budget, None, &CommandLines::default());
         assert!(third.initramfs.is_none());
         assert!(
             third

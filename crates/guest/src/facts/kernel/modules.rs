@@ -212,10 +212,22 @@ pub struct Setting {
 /// What the initramfs builder was told.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct BuilderIntent {
-    /// dracut `add_drivers`/`force_drivers` modules (normalised).
+    /// dracut `add_drivers` modules (normalised).
     pub dracut_add_drivers: Vec<Setting>,
+    /// dracut `force_drivers` modules (normalised): added and loaded early.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dracut_force_drivers: Vec<Setting>,
     /// dracut `hostonly` (last assignment wins).
     pub dracut_hostonly: Option<Setting>,
+    /// dracut `omit_drivers` modules (normalised); dracut keeps any also in `add_drivers`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dracut_omit_drivers: Vec<Setting>,
+    /// dracut `compress` (`zstd`, `xz`, `gzip`, ...; last assignment wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dracut_compress: Option<Setting>,
+    /// dracut `hostonly_cmdline` (last assignment wins).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub dracut_hostonly_cmdline: Option<Setting>,
     /// `/etc/initramfs-tools/modules` entries (normalised).
     pub initramfs_tools_modules: Vec<Setting>,
     /// initramfs-tools `MODULES=` (most, dep, netboot, list); conf.d overrides.
@@ -228,17 +240,28 @@ impl BuilderIntent {
         let m = normalize(module);
         self.dracut_add_drivers
             .iter()
+            .chain(&self.dracut_force_drivers)
             .chain(&self.initramfs_tools_modules)
             .any(|s| s.value == m)
     }
 }
 
-/// Reads one dracut configuration file into `intent`.
+/// Reads one dracut configuration file into `intent` (files are bash sourced in order, so
+/// `add_drivers="..."` without `+=` replaces what earlier files added; `force_drivers` too).
 pub fn parse_dracut(file: &str, text: &str, intent: &mut BuilderIntent) {
     let vars = BTreeMap::new();
     for (line, key, value) in shell_assignments(text) {
         let name = key.trim_end_matches('+');
+        let append = key.ends_with('+');
         let v = shell_value(&value, &vars);
+        if !append {
+            match name {
+                "add_drivers" => intent.dracut_add_drivers.clear(),
+                "force_drivers" => intent.dracut_force_drivers.clear(),
+                "omit_drivers" => intent.dracut_omit_drivers.clear(),
+                _ => {}
+            }
+        }
         let at = |value: String| Setting {
             value,
             file: file.to_string(),
@@ -246,11 +269,23 @@ pub fn parse_dracut(file: &str, text: &str, intent: &mut BuilderIntent) {
         };
         match name {
             "add_drivers" | "force_drivers" => {
+                let list = if name == "add_drivers" {
+                    &mut intent.dracut_add_drivers
+                } else {
+                    &mut intent.dracut_force_drivers
+                };
                 for m in v.split_whitespace() {
-                    intent.dracut_add_drivers.push(at(normalize(m)));
+                    list.push(at(normalize(m)));
                 }
             }
             "hostonly" => intent.dracut_hostonly = Some(at(v)),
+            "omit_drivers" => {
+                for m in v.split_whitespace() {
+                    intent.dracut_omit_drivers.push(at(normalize(m)));
+                }
+            }
+            "compress" => intent.dracut_compress = Some(at(v)),
+            "hostonly_cmdline" => intent.dracut_hostonly_cmdline = Some(at(v)),
             _ => {}
         }
     }
@@ -358,6 +393,23 @@ mod tests {
         assert_eq!(i.dracut_add_drivers.len(), 3);
         assert!(i.adds("hv-netvsc"));
         assert_eq!(i.dracut_hostonly.as_ref().unwrap().value, "yes");
+        // a later file sourced after it: `=` replaces, `+=` appends, force/omit/compress kept
+        parse_dracut(
+            "/etc/dracut.conf.d/99-local.conf",
+            "add_drivers=\"nvme\"\nforce_drivers+=\" hv_storvsc \"\nomit_drivers+=\" floppy \"\ncompress=\"zstd\"\nhostonly_cmdline=no\n",
+            &mut i,
+        );
+        assert_eq!(
+            i.dracut_add_drivers
+                .iter()
+                .map(|s| s.value.as_str())
+                .collect::<Vec<_>>(),
+            ["nvme"]
+        );
+        assert!(i.adds("hv_storvsc") && !i.adds("hv_netvsc"));
+        assert_eq!(i.dracut_omit_drivers[0].value, "floppy");
+        assert_eq!(i.dracut_compress.as_ref().unwrap().value, "zstd");
+        assert_eq!(i.dracut_hostonly_cmdline.as_ref().unwrap().line, 5);
         let m = parse_itools_modules("f", "# c\nhv_vmbus\nnvme  opt=1\n\n");
         assert_eq!(
             m.iter()
