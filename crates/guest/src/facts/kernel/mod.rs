@@ -339,9 +339,12 @@ fn kernel(
             format!("initrd-{v}.img"),
         ])
     };
+    // A menu entry's initrd when it is a file of the tree (a UKI's `.initrd` is a section,
+    // read below through the loader's reference).
     let initrd_path = vmlinuz
         .as_deref()
         .and_then(|k| initrd_from_menu(cmdlines, k, v))
+        .filter(|p| is_kind(guest, p, FileKind::File))
         .or_else(by_name);
     let mut initramfs_error = None;
     let from_loader = boot_ref.filter(|b| initrd_path.is_none() && !b.initrd.is_empty());
