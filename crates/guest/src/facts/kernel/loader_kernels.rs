@@ -11,7 +11,6 @@ use super::{is_kind, InitramfsBudget, InitramfsFacts, MAX_INITRAMFS_FILE, MAX_KE
 use crate::facts::boot::esp_kernel::{BootBlob, LoaderEntries};
 use crate::facts::boot::uki;
 use crate::facts::kernel::cmdline::CommandLines;
-use crate::facts::kernel::{initramfs, modules};
 use crate::GuestTree;
 use std::collections::BTreeMap;
 use vhdprep_fs::FileKind;
@@ -151,20 +150,7 @@ impl InitramfsBudget {
             self.read = self.read.saturating_sub(got.len() as u64);
             data.extend_from_slice(&got);
         }
-        let listing =
-            initramfs::list_with_limit(&data, initramfs::MAX_DECOMPRESSED.min(self.decompressed));
-        self.decompressed = self.decompressed.saturating_sub(listing.decompressed);
-        let modules = listing
-            .members
-            .iter()
-            .filter_map(|m| modules::module_of_path(&m.name))
-            .collect();
-        Ok(InitramfsFacts {
-            path: label,
-            size: data.len() as u64,
-            listing,
-            modules,
-        })
+        Ok(self.facts_of(label, &data))
     }
 }
 

@@ -248,20 +248,25 @@ impl InitramfsBudget {
             .read_file(p.as_bytes(), MAX_INITRAMFS_FILE.min(self.read))
             .map_err(|e| format!("{p}: {e}"))?;
         self.read -= data.len() as u64;
+        Ok(self.facts_of(p, &data))
+    }
+
+    /// The listing of an initramfs read as `data`, charged to the decompression budget.
+    pub(crate) fn facts_of(&mut self, path: String, data: &[u8]) -> InitramfsFacts {
         let listing =
-            initramfs::list_with_limit(&data, initramfs::MAX_DECOMPRESSED.min(self.decompressed));
+            initramfs::list_with_limit(data, initramfs::MAX_DECOMPRESSED.min(self.decompressed));
         self.decompressed = self.decompressed.saturating_sub(listing.decompressed);
         let modules = listing
             .members
             .iter()
             .filter_map(|m| modules::module_of_path(&m.name))
             .collect();
-        Ok(InitramfsFacts {
-            path: p,
+        InitramfsFacts {
+            path,
             size: data.len() as u64,
             listing,
             modules,
-        })
+        }
     }
 }
 
